@@ -131,10 +131,15 @@ NEURON_STATE_VARS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "LIF": ("v",),
         "CubaLIF": ("i", "v"),
         "LI": ("v",),
+        "CubaLI": ("i", "v"),
+        "I": ("v",),
         "LinearMemory": ("m",),
     }
 )
 """State variables of each neuron model; a Neuron may carry its own list (e.g. norse's v, i)."""
+
+NON_SPIKING_MODELS = frozenset({"LI", "CubaLI", "I", "LinearMemory"})
+"""Models whose output is a multi-bit value (a leaky integrator or memory), not a spike."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class Neuron:
     def of(cls, model: str, **kw: Any) -> Neuron:
         if model not in NEURON_STATE_VARS:
             raise ValueError(f"unknown neuron model {model!r}; known: {', '.join(NEURON_STATE_VARS)}")
-        kw.setdefault("spiking", model not in ("LI", "LinearMemory"))
+        kw.setdefault("spiking", model not in NON_SPIKING_MODELS)
         return cls(model=model, state_vars=NEURON_STATE_VARS[model], **kw)
 
 
