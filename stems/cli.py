@@ -154,12 +154,10 @@ def zoo_list(as_json: bool) -> None:
 @_fail_cleanly
 def zoo_export(name: str, file: str, force: bool) -> None:
     """Write built-in model NAME to FILE (ONNX, precisions and blocks embedded)."""
-    from stems.errors import did_you_mean
     from stems.files import check_writable
-    from stems.workload.zoo import ZOO, export_model
+    from stems.workload.zoo import export_model, get_model
 
-    if name not in ZOO:
-        raise StemsInputError(f"no built-in model '{name}'{did_you_mean(name, ZOO)}; see `stems zoo list`")
+    get_model(name)  # an unknown name is reported before anything else
     path = export_model(name, check_writable(file, force=force))
     click.echo(f"wrote {path}")
 

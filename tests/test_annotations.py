@@ -122,3 +122,12 @@ def test_schema_text_is_itself_valid() -> None:
 
     parsed = parse_annotations_text(SCHEMA_TEXT, "schema")
     assert parsed.timesteps == 16 and parsed.layers[0][1].output_bits == 4
+
+
+def test_blocks_match_labels_set_by_layer_entries() -> None:
+    """A model's embedded annotations label blocks by glob; a user's `blocks:` entry must see them."""
+    embedded = ann(layers={"c*": {"block": "stem"}})
+    user = ann(blocks={"stem": {"stateful": False}})
+    w = annotate(sew_block(), user.merged_over(embedded))
+    assert {x.name for x in w if x.block == "stem"} == {"c0", "c1", "c2"}
+    assert not any(x.stateful for x in w)

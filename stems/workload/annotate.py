@@ -18,28 +18,35 @@ def _merge(a: LayerSettings, b: LayerSettings) -> LayerSettings:
 def _settings_per_layer(workload: Workload, ann: Annotations) -> dict[str, LayerSettings]:
     """Each layer's effective settings: its block's entries, then matching layer entries in file order.
 
-    An entry that matches no block or no layer is an error, so typos never pass silently.
+    Block labels are resolved first (a `layers:` entry may set `block`), so `blocks:` entries match
+    the final labels. An entry that matches no block or no layer is an error: typos never pass.
     """
-    layers = list(workload)
-    per = {x.name: LayerSettings() for x in layers}
-    blocks = sorted({x.block for x in layers})
-    for label, entry in ann.blocks:
-        if label not in blocks:
-            raise StemsInputError(
-                f"no block '{label}' in the model{did_you_mean(label, blocks)}; blocks: {', '.join(blocks)}",
-                path=ann.path,
-                where=f"blocks.{label}",
-            )
-        for x in layers:
-            if x.block == label:
-                per[x.name] = _merge(per[x.name], entry)
-    names = [x.name for x in layers]
+    names = [x.name for x in workload]
+    matches = []
     for pattern, entry in ann.layers:
         hits = fnmatch.filter(names, pattern)
         if not hits:
             raise StemsInputError(
                 f"matches no layer{did_you_mean(pattern, names)}", path=ann.path, where=f"layers.{pattern}"
             )
+        matches.append((hits, entry))
+    block = {x.name: x.block for x in workload}
+    for hits, entry in matches:
+        if entry.block is not None:
+            block.update(dict.fromkeys(hits, entry.block))
+    labels = sorted(set(block.values()))
+    per = {name: LayerSettings() for name in names}
+    for label, entry in ann.blocks:
+        if label not in labels:
+            raise StemsInputError(
+                f"no block '{label}' in the model{did_you_mean(label, labels)}; blocks: {', '.join(labels)}",
+                path=ann.path,
+                where=f"blocks.{label}",
+            )
+        for name in names:
+            if block[name] == label:
+                per[name] = _merge(per[name], entry)
+    for hits, entry in matches:
         for name in hits:
             per[name] = _merge(per[name], entry)
     return per
