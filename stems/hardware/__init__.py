@@ -1,7 +1,7 @@
 """Hardware descriptions: the spec dataclasses, the YAML schema and loaders (stems and ZigZag files).
 
-Shipped specs live in the repository's `hw_specs/` (found from a source checkout or an editable
-install) or, in a wheel, in `stems/data/hw_specs/`.
+Shipped specs live in the repository's `hw_specs/`, reached through the link `stems/data/hw_specs`
+(which a wheel build copies).
 """
 
 from stems.hardware.load import (

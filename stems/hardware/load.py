@@ -49,13 +49,12 @@ DEFAULT_HARDWARE = "stems-edge"
 
 
 def shipped_dir() -> Path:
-    """Where the shipped specs live: the checkout's `hw_specs/` (source tree or editable install),
-    else `stems/data/hw_specs/` inside an installed wheel."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package.parent / "hw_specs", package / "data" / "hw_specs"):
-        if candidate.is_dir():
-            return candidate
-    raise StemsInputError("cannot find the shipped hardware specs (hw_specs/) next to the stems package")
+    """Where the shipped specs live: `stems/data/hw_specs`, a link to the repository's `hw_specs/`
+    that a wheel build copies, so checkouts, editable installs and wheels all find them."""
+    path = Path(__file__).resolve().parent.parent / "data" / "hw_specs"
+    if not path.is_dir():
+        raise StemsInputError("cannot find the shipped hardware specs (stems/data/hw_specs)")
+    return path
 
 
 def list_shipped() -> list[str]:
