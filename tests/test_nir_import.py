@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fixture_truth
 import nir
 import numpy as np
 import pytest
@@ -150,3 +151,9 @@ def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(StemsInputError, match="no synaptic layer") as err:
         load_workload(write(tmp_path, nodes, [("input", "n"), ("n", "output")]))
     assert err.value.where == "n"
+
+
+@pytest.mark.parametrize("name", fixture_truth.names(".nir"))
+def test_torch_made_nir_fixtures_match_ground_truth(name: str) -> None:
+    w = load_workload(fixture_truth.FIXTURES / name, timesteps=4)
+    fixture_truth.assert_matches_truth(w, fixture_truth.TRUTH[name])
