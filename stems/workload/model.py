@@ -156,6 +156,7 @@ class Neuron:
     source_class: str = ""
     spiking: bool = True
     stateful: bool = True
+    module: str = ""  # the neuron's module path in the source model (`features.2`, `lif1`), if known
 
     @property
     def n_state(self) -> int:

@@ -184,26 +184,17 @@ class SJGraph:
         if len(x.shape) == 4:
             return x
         t, b, *rest = x.shape
-        shape = (t * b, *rest)
-        name = self.fx("view")
-        return self.node(
-            "Reshape",
-            [x.name, self.ints(shape)],
-            scope,
-            name,
-            "aten.view.default",
-            out_shape=shape,
-            allowzero=1,
-        )
+        return self._reshape(x, (t * b, *rest), scope)
 
     def _unfold(self, x: Tensor, scope: Scope) -> Tensor:
-        shape = (self.T, self.B, *x.shape[1:])
-        name = self.fx("view")
+        return self._reshape(x, (self.T, self.B, *x.shape[1:]), scope)
+
+    def _reshape(self, x: Tensor, shape: tuple[int, ...], scope: Scope) -> Tensor:
         return self.node(
             "Reshape",
             [x.name, self.ints(shape)],
             scope,
-            name,
+            self.fx("view"),
             "aten.view.default",
             out_shape=shape,
             allowzero=1,
