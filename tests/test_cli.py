@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from onnx_builders import GraphBuilder
 from test_nir_import import sinabs_like
 
 from stems.cli import main
@@ -108,3 +109,26 @@ def test_zoo_list_and_export_refuses_to_clobber(run: object, tmp_path: Path) -> 
     assert run("zoo", "export", "red-lif", target, "--force").exit_code == 0
     assert target.read_bytes() != before
     assert_one_line_error(run("zoo", "export", "sew-resnet", target), "did you mean 'sew-resnet18-dvs128'")
+
+
+def lrn_model(tmp_path: Path) -> Path:
+    """Conv -> LRN (an operator stems does not price) -> Conv."""
+    b = GraphBuilder()
+    x = b.input("x", [1, 3, 8, 8])
+    c = b.op("Conv", [x, b.weight("c.weight", [4, 3, 3, 3])], kernel_shape=[3, 3])
+    odd = b.op("LRN", [c], size=3)
+    b.output(b.op("Conv", [odd, b.weight("d.weight", [2, 4, 1, 1])], kernel_shape=[1, 1]), "y")
+    return b.save(tmp_path / "lrn.onnx")
+
+
+def test_unsupported_operator_and_truncated_file_through_the_cli(run: object, tmp_path: Path) -> None:
+    model = lrn_model(tmp_path)
+    assert_one_line_error(
+        run("inspect", model), "lrn.onnx", "unsupported operator LRN", "--allow-unknown-ops"
+    )
+    passed = run("inspect", model, "--allow-unknown-ops", "--json")
+    assert passed.exit_code == 0
+    assert any("LRN" in m for m in json.loads(passed.output)["warnings"])
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    assert_one_line_error(run("inspect", cut), "cut.onnx")
