@@ -1,0 +1,1 @@
+"""Results: design points, the Pareto front, mapping files and summaries of an exploration."""
