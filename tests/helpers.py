@@ -56,3 +56,16 @@ def sew_block(t: int = 2) -> Workload:
         ("flat", "fc"),
     ]
     return Workload("sew-block", layers, edges)
+
+
+def concat_block(t: int = 2) -> Workload:
+    """conv -> conv (stride 2) -> conv, concat(c2, c1) along channels, conv: a concat skip (DenseNet/U-Net style)."""
+    layers = [
+        conv("c0", 2, 4, 6, t=t, block="0"),
+        conv("c1", 4, 4, 3, t=t, stride=2, block="0"),
+        conv("c2", 4, 4, 3, t=t, neuron=None, block="1"),
+        Layer("cat", Op.CONCAT, Dims(T=t, K=8, OY=3, OX=3), block="1"),
+        conv("c3", 8, 2, 3, t=t, kernel=1, block="1"),
+    ]
+    edges = [("c0", "c1"), ("c1", "c2"), ("c2", "cat"), ("c1", "cat"), ("cat", "c3")]
+    return Workload("concat-block", layers, edges)
