@@ -51,7 +51,7 @@ DEFAULT_HARDWARE = "stems-edge"
 def shipped_dir() -> Path:
     """Where the shipped specs live: `stems/data/hw_specs`, a link to the repository's `hw_specs/`
     that a wheel build copies, so checkouts, editable installs and wheels all find them."""
-    path = Path(__file__).resolve().parent.parent / "data" / "hw_specs"
+    path = (Path(__file__).parent.parent / "data" / "hw_specs").resolve()
     if not path.is_dir():
         raise StemsInputError("cannot find the shipped hardware specs (stems/data/hw_specs)")
     return path
