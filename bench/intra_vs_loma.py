@@ -1,0 +1,137 @@
+"""stems' intra-layer search vs ZigZag's LOMA on ResNet-18 (21 conv/dense layers) on tpu_like, in one script.
+
+ZigZag 3.9.1 runs `get_hardware_performance_zigzag` as shipped (LOMA, lpf_limit 6, uneven mapping,
+spatial mapping from its tpu_like mapping file); stems runs `map_workload` (cache cleared) with
+`--workers` processes. Per layer and in total, for objective energy then latency: wall time, ratio,
+status, and the objective of stems' mapping priced by ZigZag's own cost model against LOMA's.
+
+Targets (exit 1 if one is missed): whole network >= 50x faster, every layer proven optimal; energy
+(latency) priced by ZigZag <= LOMA's on every layer, within 0.5% of stems' own price, lower in total.
+ZigZag's per-layer time is not reported by its API: only its total is.
+`--reference` skips the ZigZag run and reads its recorded results (shared/reference, 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import shared_dir
+
+TARGET_RATIO = 50.0
+MODEL_TOL = 0.005  # stems' price of its mapping vs ZigZag's price of the same mapping
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--objective", choices=["energy", "latency", "both"], default="both")
+    ap.add_argument(
+        "--reference", action="store_true", help="use the recorded ZigZag run instead of running it"
+    )
+    args = ap.parse_args()
+    try:
+        import six  # noqa: F401
+        import zigzag
+        from zigzag.api import get_hardware_performance_zigzag
+        from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
+
+        from stems.cost.zigzag_interop import layer_from_zigzag, zigzag_price
+    except ImportError as err:
+        print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
+        return 0
+    from stems.hardware import load_hardware
+    from stems.search.intra import clear_cache, map_workload
+    from stems.search.solver import SolveOptions
+
+    logging.disable(logging.WARNING)  # ZigZag logs every layer at INFO and warns on conv1's C=3
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    onnx_path = inputs / "workload" / "resnet18.onnx"
+    hw_yaml, map_yaml = inputs / "hardware" / "tpu_like.yaml", inputs / "mapping" / "tpu_like.yaml"
+    graph = ONNXModelParser(str(onnx_path), str(map_yaml)).run()
+    layers = [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
+    hw = load_hardware("tpu_like")
+    objectives = ["energy", "latency"] if args.objective == "both" else [args.objective]
+    missed: list[str] = []
+    for objective in objectives:
+        # ZigZag's LOMA
+        if args.reference:
+            with open(shared_dir() / "reference" / "zigzag-resnet18-tpu_like.csv") as fh:
+                rows = [r for r in csv.DictReader(fh) if r["objective"] == objective]
+            loma = [(float(r["energy_pJ"]), float(r["latency_cycles"])) for r in rows]
+            zz_wall = 38.0
+            zz_note = "recorded run, 2-core machine"
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                get_hardware_performance_zigzag(
+                    str(onnx_path),
+                    str(hw_yaml),
+                    str(map_yaml),
+                    opt=objective,
+                    dump_folder=tmp,
+                    pickle_filename=str(Path(tmp) / "cmes.pickle"),
+                    loma_show_progress_bar=False,
+                )
+                zz_wall = time.perf_counter() - start
+                with open(Path(tmp) / "cmes.pickle", "rb") as fh:
+                    per_layer = pickle.load(fh)
+            loma = [(float(c.energy_total), float(c.latency_total2)) for c in per_layer]
+            zz_note = "measured here"
+        # stems
+        clear_cache()
+        start = time.perf_counter()
+        results = map_workload(layers, hw, objective, SolveOptions(time_limit_s=60), workers=args.workers)
+        ours_wall = time.perf_counter() - start
+        ratio = zz_wall / ours_wall
+        print(f"\n== objective {objective}: ResNet-18 on tpu_like, {len(layers)} layers")
+        print(
+            f"{'layer':44s} {'status':8s} {'stems s':>8s} {'cache':>5s} {'stems (zz price)':>17s} "
+            f"{'LOMA':>15s} {'diff':>8s} {'stems model':>9s}"
+        )
+        key = 0 if objective == "energy" else 1
+        tot_ours = tot_loma = 0.0
+        all_optimal = True
+        for layer, r, ref in zip(layers, results, loma, strict=True):
+            cme = zigzag_price(layer, hw, r.mapping)
+            zz = (float(cme.energy_total), float(cme.latency_total2))[key]
+            own = (r.cost.energy_pj, r.cost.latency_cycles)[key]
+            tot_ours += zz
+            tot_loma += ref[key]
+            diff = zz / ref[key] - 1
+            model = own / zz - 1
+            all_optimal &= r.optimal
+            tag = "" if zz <= ref[key] * (1 + 1e-9) else "  WORSE"
+            if abs(model) > MODEL_TOL:
+                tag += "  MODELS DIFFER"
+            print(
+                f"{layer.name:44s} {r.solve.status:8s} {r.solve.wall_s:8.3f} {'hit' if r.stats.cache_hit else '':>5s} "
+                f"{zz:17.6g} {ref[key]:15.6g} {diff:+8.3%} {model:+9.4%}{tag}"
+                + (f" gap {r.solve.gap:.2%}" if not r.optimal and r.solve.gap is not None else "")
+            )
+            if tag:
+                missed.append(f"{objective}: {layer.name}{tag}")
+        print(
+            f"total: stems {tot_ours:.6g} vs LOMA {tot_loma:.6g} ({tot_ours / tot_loma - 1:+.3%}); "
+            f"wall: ZigZag {zz_wall:.2f} s ({zz_note}) vs stems {ours_wall:.3f} s "
+            f"({args.workers} workers) -> {ratio:.1f}x (target {TARGET_RATIO:.0f}x); "
+            f"proven optimal: {sum(r.optimal for r in results)}/{len(results)}"
+        )
+        if ratio < TARGET_RATIO:
+            missed.append(f"{objective}: speed {ratio:.1f}x < {TARGET_RATIO:.0f}x")
+        if not all_optimal:
+            missed.append(f"{objective}: not every layer proven optimal")
+        if tot_ours >= tot_loma:
+            missed.append(f"{objective}: total not lower than LOMA's")
+    print("\nall targets met" if not missed else "\ntargets missed:\n  " + "\n  ".join(missed))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Latency, EDP and energy-under-a-latency-bound for one layer: bound and refine with the exact cost model.
+
+Latency is not a sum of per-level terms (ports share bandwidth, windows overlap, on-loading is a
+min/max of links), so the lattice cannot minimise it directly. Instead:
+
+* Bound. For any mapping of an unrolling u, latency >= cycles(u) + drain(u) (stall, on- and
+  off-loading are >= 0), and energy >= E*(u), u's exact energy optimum (`stems.search.lattice`). So
+  latency >= L(u) = cycles + drain; EDP >= E*(u) x L(u); under a latency bound B, u is infeasible if
+  L(u) > B and its energy is >= E*(u).
+* Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
+  deterministic local search (swap adjacent prime loops, move one cut by one) prices every
+  neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
+* Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
+  under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
+  unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from stems.cost.mapping import Mapping
+from stems.cost.model import nest_of, price_batch
+from stems.cost.sample import prime_factors
+from stems.hardware.spec import Hardware
+from stems.search.lattice import Lattice
+from stems.search.solver import SolveOptions, SolveResult, Status
+from stems.search.spatial import unrollings
+from stems.workload.model import Layer
+
+REL = 1e-9
+REFINE = 3  # seeds refined by local search
+EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
+
+
+def _value(objective: str, energy, latency, bound: float | None):
+    """Sort keys of the objective (smaller is better), arrays in, arrays out."""
+    if objective == "latency":
+        return latency, energy
+    if objective == "edp":
+        return energy * latency, latency
+    # energy under a latency bound: feasible first, then energy
+    over = latency > bound * (1 + REL)
+    return np.where(over, np.inf, energy), latency
+
+
+def split_primes(m: Mapping) -> Mapping:
+    """The same mapping with every temporal loop split into its prime factors (cuts kept in place)."""
+    loops, where = [], [0]
+    for d, f in m.temporal:
+        loops += [(d, p) for p in prime_factors(f)]
+        where.append(len(loops))
+    cuts = {op: {lv: where[c] for lv, c in levels} for op, levels in m.cuts}
+    return Mapping.of({a: dict(x) for a, x in m.spatial}, loops, cuts)
+
+
+def merge_loops(m: Mapping) -> Mapping:
+    """Adjacent loops of one dimension merged where no cut separates them."""
+    bounds = {c for _, levels in m.cuts for _, c in levels}
+    loops: list[tuple[str, int]] = []
+    where = [0]
+    for i, (d, f) in enumerate(m.temporal):
+        if loops and loops[-1][0] == d and i not in bounds:
+            loops[-1] = (d, loops[-1][1] * f)
+        else:
+            loops.append((d, f))
+        where.append(len(loops))
+    cuts = {op: {lv: where[c] for lv, c in levels} for op, levels in m.cuts}
+    return Mapping.of({a: dict(x) for a, x in m.spatial}, loops, cuts)
+
+
+def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
+    """Move one loop by up to `window` positions (cuts stay at their positions); move one cut of one
+    operand by one loop. Built directly: the neighbours of a canonical mapping are canonical."""
+    out = []
+    loops = m.temporal
+    n = len(loops)
+    for i in range(n):
+        rest = loops[:i] + loops[i + 1 :]
+        for j in range(max(0, i - window), min(n, i + window + 1)):
+            if j == i:
+                continue
+            moved = (*rest[:j], loops[i], *rest[j:])
+            if moved != loops:
+                out.append(Mapping(m.spatial, moved, m.cuts))
+    for k, (op, levels) in enumerate(m.cuts):
+        values = [c for _, c in levels]
+        for j in range(len(values) - 1):
+            lo = values[j - 1] if j else 0
+            for step in (-1, 1):
+                c = values[j] + step
+                if lo <= c <= values[j + 1]:
+                    new = tuple((lv, c if x == j else v) for x, (lv, v) in enumerate(levels))
+                    out.append(Mapping(m.spatial, loops, (*m.cuts[:k], (op, new), *m.cuts[k + 1 :])))
+    return out
+
+
+def local_search(
+    layer: Layer,
+    hw: Hardware,
+    start: Mapping,
+    objective: str,
+    bound: float | None,
+    deadline: float,
+    rounds: int = 60,
+) -> tuple[Mapping, tuple]:
+    """Best-improvement descent from `start` on the exact objective (deterministic)."""
+    cur = split_primes(start)
+    table = price_batch(layer, hw, [cur])
+    key = _key(table, 0, objective, bound, cur)
+    for _ in range(rounds):
+        if time.perf_counter() > deadline:
+            break
+        cand = list(dict.fromkeys(neighbours(cur)))
+        if not cand:
+            break
+        table = price_batch(layer, hw, cand)
+        best_i, best_k = None, key
+        for i in np.flatnonzero(table.valid):
+            k = _key(table, int(i), objective, bound, cand[int(i)])
+            if k < best_k:
+                best_i, best_k = int(i), k
+        if best_i is None:
+            break
+        cur, key = cand[best_i], best_k
+    return cur, key
+
+
+def _key(table, i: int, objective: str, bound: float | None, m: Mapping) -> tuple:
+    if not table.valid[i]:
+        return (math.inf, math.inf, "")
+    e, lat = float(table.energy_pj[i]), float(table.latency_cycles[i])
+    a, b = _value(objective, np.array(e), np.array(lat), bound)
+    return (float(a), float(b), str(m.to_dict()))
+
+
+def _ports(hw: Hardware, nest) -> list:
+    """Ports carrying this layer's traffic, outermost level first (the likeliest bottlenecks)."""
+    names = set(nest.operand_names)
+    out = []
+    for lv in reversed(hw.memories):
+        for port in lv.ports:
+            if any(op in names for op, _ in port.serves):
+                out.append(port)
+    return out
+
+
+def map_latency(
+    layer: Layer, hw: Hardware, objective: str, options: SolveOptions, start: float, latency_bound
+):
+    """Latency, EDP, or (objective "energy" with `latency_bound`) energy within a latency bound."""
+    from stems.search.intra import (
+        SPACE,
+        LayerMapping,
+        SearchStats,
+        _constant_pj,
+        _solve_shared,
+        explain_infeasible,
+    )
+
+    nest = nest_of(layer, hw)
+    space = unrollings(nest)
+    ports = _ports(hw, nest)
+    deadline = start + options.time_limit_s
+    name = objective if latency_bound is None else f"energy@latency<={latency_bound:g}"
+    systolic = [a.systolic for a in hw.array.dims]
+    cycles = {u: float(math.prod(u.trips)) for u in space}
+    constant = _constant_pj(layer, hw)
+    drain = {u: float(sum(max(x - 1, 0) for x, s in zip(u.used, systolic, strict=True) if s)) for u in space}
+    best_key: tuple = (math.inf, math.inf, "")
+    best_map: Mapping | None = None
+    bounds: list[float] = []  # a lower bound of the objective for every unrolling of the space
+    n_dp = solved = searched = 0
+    any_fits = False
+    pool: list[tuple[tuple, Mapping, float]] = []
+
+    def better(key, m):
+        nonlocal best_key, best_map
+        if key < best_key:
+            best_key, best_map = key, m
+
+    def objective_bound(low_latency: float, e_opt: float) -> float:
+        if objective == "latency":
+            return low_latency
+        if objective == "edp":
+            return e_opt * low_latency
+        return e_opt if low_latency <= latency_bound * (1 + REL) else math.inf
+
+    ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
+    for idx, u in enumerate(ordered):
+        low = cycles[u] + drain[u]
+        if time.perf_counter() > deadline:
+            bounds += [0.0] * (len(ordered) - idx)
+            break
+        if solved >= EXPLORE and objective != "energy":
+            # the rest keep the bound they have without a lattice (latency: cycles + drain; EDP: 0)
+            bounds += [cycles[v] + drain[v] if objective == "latency" else 0.0 for v in ordered[idx:]]
+            break
+        if latency_bound is not None and low > latency_bound * (1 + REL):
+            continue  # no mapping of u meets the latency bound
+        if objective == "latency" and low >= best_key[0] * (1 - REL):
+            bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
+            break  # sorted: no later unrolling can be faster
+        # latency >= max(cycles, busy cycles of any port) + drain: the lattice minimises the busy cycles
+        grid = None
+        seeds: list[Mapping] = []
+        for port in ports[:1]:
+            lat = Lattice(nest, u, port=port)
+            grid = lat.grid
+            found, k, _ = _solve_shared(lat, math.inf, deadline)
+            n_dp += k
+            if not found:
+                break
+            r_min, chain = min(found, key=lambda x: x[0])
+            low = max(low, cycles[u] + max(r_min - cycles[u], 0.0) + drain[u])
+            seeds.append(lat.mapping(chain))
+        else:
+            found = True
+        if not found:
+            continue  # nothing fits in u
+        any_fits = True
+        if objective == "latency" and low >= best_key[0] * (1 - REL):
+            bounds.append(low)
+            continue
+        if latency_bound is not None and low > latency_bound * (1 + REL):
+            continue
+        if objective == "edp":
+            cutoff = best_key[0] / low if math.isfinite(best_key[0]) else math.inf
+        elif objective == "energy":
+            cutoff = best_key[0]
+        else:
+            cutoff = math.inf
+        cutoff -= constant  # the lattice charges memory energy only
+        lat = Lattice(nest, u, grid=grid)
+        found, k, _ = _solve_shared(lat, cutoff, deadline, ties=4)
+        n_dp += k
+        if not found:
+            bounds.append(best_key[0])  # E*(u) is above the incumbent
+            continue
+        solved += 1
+        e_opt, chain = min(found, key=lambda x: x[0])
+        e_opt += constant  # operations and neuron updates
+        tied = list(dict.fromkeys(lat.mapping(c) for c in chain.tied(lat)))
+        seeds = tied + seeds
+        u_bound = objective_bound(low, e_opt)
+        table = price_batch(layer, hw, seeds)
+        keys = [_key(table, i, objective, latency_bound, m) for i, m in enumerate(seeds)]
+        for key, m in zip(keys, seeds, strict=True):
+            better(key, m)
+        exact = objective == "energy" and min(keys[: len(tied)])[0] <= u_bound * (1 + REL)
+        if not exact:
+            pool += [(key, m, u_bound) for key, m in zip(keys, seeds, strict=True)]
+        if u_bound < best_key[0] * (1 - REL):  # tighten the bound with the other ports
+            low2 = low
+            for port in ports[1:3]:
+                if time.perf_counter() > deadline:
+                    break
+                plat = Lattice(nest, u, port=port, grid=grid)
+                pfound, k, _ = _solve_shared(plat, math.inf, deadline)
+                n_dp += k
+                if pfound:
+                    r_min = min(x[0] for x in pfound)
+                    low2 = max(low2, r_min + drain[u])
+            u_bound = objective_bound(low2, e_opt)
+        bounds.append(u_bound)
+    # refine: local search from the best seeds that can still win
+    pool.sort(key=lambda x: x[0])
+    for key, m, u_bound in pool[:REFINE]:
+        if u_bound >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
+            continue
+        m, key = local_search(layer, hw, m, objective, latency_bound, deadline)
+        searched += 1
+        better(key, m)
+    wall = time.perf_counter() - start
+    stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
+    if best_map is None or not math.isfinite(best_key[0]):
+        timed_out = time.perf_counter() > deadline
+        if latency_bound is not None and any_fits:
+            reason = f"no mapping found within latency {latency_bound:g} cycles"
+        elif latency_bound is not None:
+            reason = (
+                f"no unrolling reaches latency <= {latency_bound:g} cycles (the fastest needs at least "
+                f"{min(cycles[u] + drain[u] for u in space):.0f}) or nothing fits"
+            )
+        else:
+            reason = explain_infeasible(layer, hw, space)
+        proven = latency_bound is None or not any_fits
+        status = Status.TIMED_OUT if timed_out or not proven else Status.INFEASIBLE
+        return LayerMapping(
+            layer.name,
+            name,
+            None,
+            None,
+            SolveResult(status, None, None, wall, options.workers, options.seed),
+            space=SPACE,
+            reason=reason,
+            stats=stats,
+        )
+    best_map = merge_loops(best_map)
+    cost = price_batch(layer, hw, [best_map]).cost(0)
+    value = best_key[0]
+    bound = min(bounds) if bounds else value
+    status = Status.OPTIMAL if value <= bound * (1 + REL) + 1e-9 else Status.FEASIBLE
+    wall = time.perf_counter() - start
+    return LayerMapping(
+        layer.name,
+        name,
+        best_map,
+        cost,
+        SolveResult(status, value, min(bound, value), wall, options.workers, options.seed),
+        space=SPACE,
+        stats=stats,
+    )

@@ -1,0 +1,819 @@
+"""Exact energy of every loop nest of one spatial unrolling, as costs on the divisor lattice of the trips.
+
+The temporal nest is an order of the trips' prime factors; an operand's memory level holds the
+innermost `cut` of them. What `stems.cost` charges depends on the order only through *prefixes*: the
+product of the factors below a position, per loop (a point P of the lattice of divisors of the trips).
+
+* Stationarity raises a cut past the operand's reuse loops directly above it, and the raised cut has
+  the same tile (reuse loops do not index the operand). So every mapping prices exactly like the one
+  whose cuts sit at their raised positions, and each operand's cost is a sum of *event* terms, one per
+  architecture level a = 0 .. n-1 of its chain, each a function of one lattice point P_a:
+  ``cost(o, a, P) = sum over the moves at levels a-1 and a of rounded bits x transfers x copies x pJ``,
+  with transfers = (trips of o) / (product of P), the tile of level a-1 from P's relevant part, and
+  partial-sum bits while a reduction remains above P. Event 0 of an input is its bottom reuse run
+  (P holds reuse loops only); event 0 of an output is fixed (period 1).
+* The points of all operands' events form one chain P_0 <= P_1 <= ... (prefixes of one order), each
+  point a valid prefix (stateful layers: no T factor before every C, FY, FX factor is in).
+* Conversely any chain of event points is realised by an order that walks it (`Lattice.mapping`);
+  there each cut may rise further (a reuse loop placed right above it), which only lowers transfers,
+  and partial sums finish no later (they are at least as wide as finished outputs), so the realised
+  mapping costs at most the chain's charge.
+
+Hence min over chains = min over mappings, and the argmin chain's realisation prices exactly at that
+minimum (`stems.search.intra._check` asserts it with `stems.cost.price` on every answer).
+
+`Lattice.solve` computes that minimum by dynamic programming over states (P, progress of every
+operand): growing P by a factor is free (a running minimum along every lattice axis), an operand's
+next event at P adds its term. Each state only keeps the box of points from which its pending
+events are still reachable. Capacity is a mask on an event's P: the level's tile at P times its
+bits (partial sums if the previous event's point left a reduction open, which the state remembers),
+doubled if double-buffered and not the whole remaining operand. Levels shared by several operands
+get per-operand budgets; `stems.search.intra` splits budgets (branch and bound) when the unsplit
+optimum overflows a shared level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+
+import numpy as np
+
+from stems.cost.mapping import Mapping
+from stems.cost.nest import DIM_INDEX, Nest, OperandSpec
+from stems.cost.sample import prime_factors
+from stems.hardware.spec import Direction
+from stems.search.spatial import Unrolling
+from stems.workload.model import LOOP_DIMS, REDUCTION_DIMS
+
+TO_LOW, FROM_HIGH, FROM_LOW, TO_HIGH = tuple(Direction)
+_Y = (DIM_INDEX["OY"], DIM_INDEX["FY"])
+_X = (DIM_INDEX["OX"], DIM_INDEX["FX"])
+INF = math.inf
+
+
+class Grid:
+    """The lattice of divisors of the trips: one axis per (loop, prime), index = exponent."""
+
+    def __init__(self, trips: tuple[int, ...]) -> None:
+        self.trips = trips
+        axes = []
+        for d, t in enumerate(trips):
+            for p in sorted(set(prime_factors(t))):
+                axes.append((d, p, prime_factors(t).count(p)))
+        self.axes = tuple(axes)
+        self.shape = tuple(e + 1 for _, _, e in axes) or (1,)
+        self.size = math.prod(self.shape)
+        nd = len(self.shape)
+        self.value = []  # per loop: prefix product, broadcastable to the grid
+        for d in range(len(trips)):
+            v = np.ones((1,) * nd, dtype=np.int64)
+            for k, (dd, p, e) in enumerate(axes):
+                if dd == d:
+                    shape = [1] * nd
+                    shape[k] = e + 1
+                    v = v * (p ** np.arange(e + 1, dtype=np.int64)).reshape(shape)
+            self.value.append(v)
+        self.full = tuple(e for _, _, e in axes) if axes else (0,)
+
+        self._counts: dict[frozenset[int], np.ndarray] = {}
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    def full_of(self, dims: set[int]) -> np.ndarray:
+        """Boolean (broadcastable to the grid): the loops `dims` are complete (prefix = trips)."""
+        key = ("full", frozenset(dims))
+        if key in self._masks:
+            return self._masks[key]
+        out = np.ones((1,) * len(self.shape), dtype=bool)
+        for d in sorted(dims):
+            if self.trips[d] > 1:
+                out = out & (self.value[d] == self.trips[d])
+        self._masks[key] = out
+        return out
+
+    def zero_of(self, dims: set[int]) -> np.ndarray:
+        """Boolean (broadcastable to the grid): none of the loops `dims` has started."""
+        key = ("zero", frozenset(dims))
+        if key in self._masks:
+            return self._masks[key]
+        out = np.ones((1,) * len(self.shape), dtype=bool)
+        for d in sorted(dims):
+            if self.trips[d] > 1:
+                out = out & (self.value[d] == 1)
+        self._masks[key] = out
+        return out
+
+    def count(self, absent: frozenset[int]) -> np.ndarray:
+        """Iterations above each point of the loops not in `absent` (trips / prefix), full grid."""
+        if absent not in self._counts:
+            out = np.ones(self.shape, dtype=np.int64)
+            for d, t in enumerate(self.trips):
+                if d not in absent and t > 1:
+                    out = out * (t // self.value[d])
+            self._counts[absent] = out
+        return self._counts[absent]
+
+    def factors_between(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> list[tuple[int, int]]:
+        """(loop, prime) factors from point lo up to point hi (one entry per prime factor)."""
+        out = []
+        for k, (d, p, _) in enumerate(self.axes):
+            out += [(d, p)] * (hi[k] - lo[k])
+        return out
+
+
+def _extent(nest: Nest, axis: int, out: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    a, b = np.floor(out + 1e-9), np.floor(kernel + 1e-9)
+    s, d = nest.stride[axis], nest.dilation[axis]
+    g = math.gcd(s, d)
+    raw = a * b - np.maximum(0, b - s // g) * (a - d // g)
+    return np.minimum(nest.input_yx[axis], raw)
+
+
+def _elements_scalar(nest: Nest, spec: OperandSpec, size: list[float]) -> float:
+    """`_elements` for plain numbers (the unrolling's per-loop factors)."""
+    out = 1.0
+    for d in LOOP_DIMS:
+        if d in spec.relevant:
+            out *= size[DIM_INDEX[d]]
+    if spec.window:
+        for axis, (o, k) in enumerate((_Y, _X)):
+            a, b = math.floor(size[o] + 1e-9), math.floor(size[k] + 1e-9)
+            st, dl = nest.stride[axis], nest.dilation[axis]
+            g = math.gcd(st, dl)
+            raw = a * b - max(0, b - st // g) * (a - dl // g)
+            out *= min(nest.input_yx[axis], raw)
+    return out
+
+
+def _elements(nest: Nest, spec: OperandSpec, size: list) -> np.ndarray:
+    """Elements of an operand tile from per-loop sizes (a list of arrays or scalars, LOOP_DIMS order)."""
+    out = np.float64(1.0)
+    for d in LOOP_DIMS:
+        if d in spec.relevant:
+            out = out * size[DIM_INDEX[d]]
+    if spec.window:
+        out = out * _extent(nest, 0, size[_Y[0]], size[_Y[1]])
+        out = out * _extent(nest, 1, size[_X[0]], size[_X[1]])
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _port(lv, operand: str, direction):
+    """The port carrying `operand` in `direction` at lv and its pJ per bit, (None, 0) if none."""
+    pt = next((p for p in lv.ports if (operand, direction) in p.serves), None)
+    return pt, (lv.pj_per_bit(operand, direction) if pt is not None else 0.0)
+
+
+def _rounded(lv, port, spec: OperandSpec, amount, bits, rates: dict[str, float]):
+    """Bits one transfer moves, as stems.cost.model._accesses rounds them."""
+    rounded = port.min_bits * np.ceil(amount * bits / port.min_bits)
+    if lv.skips_zeros and spec.name in rates:
+        expected = amount * rates[spec.name]
+        packed = port.min_bits * np.ceil(expected * bits / port.min_bits)
+        single = expected * port.min_bits * np.ceil(bits / port.min_bits)
+        rounded = np.where(bits == spec.bits, np.where(expected >= 1, packed, single), rounded)
+    return rounded
+
+
+class _LazyCost:
+    """Event a's full-grid charge, built on first use from the per-tile rates (see OperandTerms)."""
+
+    def __init__(self, terms: OperandTerms) -> None:
+        self.terms = terms
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, a: int) -> np.ndarray:
+        if a not in self.cache:
+            self.cache[a] = self.terms._full(a)
+        return self.cache[a]
+
+    def values(self):
+        t = self.terms
+        return [self[a] for a in range(t.first, t.n)]
+
+
+@dataclass
+class OperandTerms:
+    """One operand's event costs on the grid for one unrolling.
+
+    Events a = first .. n-1 (inputs start at 0, outputs at 1: their level-0 term is fixed). For event
+    a: `cost[a]` (full grid, inf where the point is not allowed; built when first used), `psum[a]`
+    (grid bool: a reduction remains, outputs only), `held[a][f]` (bits the tile of memory level a-1
+    takes at the point, f = the previous event left partial sums; broadcastable), and `top_held[f]`
+    for the outermost level.
+
+    A charge is rate x transfers: `rate[a]` (per transfer, a function of the tile, so on the
+    relevant axes only; for outputs a pair, without and with partial sums) times `count` (the
+    iterations above the point, full grid).
+    """
+
+    spec: OperandSpec
+    first: int
+    n: int
+    fixed: float
+    psum0: bool
+    grid: Grid | None = None
+    count: np.ndarray | None = None
+    busy: bool = False
+    zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
+    rate: dict[int, object] = field(default_factory=dict)
+    used: frozenset[int] = frozenset()  # loops a tile depends on
+    psum: dict[int, np.ndarray] = field(default_factory=dict)
+    ps_small: dict[int, object] = field(default_factory=dict)
+    held: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    top_held: tuple[float, float] = (0.0, 0.0)
+    reuse_dims: frozenset[int] = frozenset()
+    absent_dims: frozenset[int] = frozenset()
+    always_psum: dict[int, bool] = field(default_factory=dict)
+    _least: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cost = _LazyCost(self)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Transfers per point: iterations of the operand's loops above it (beyond the first, for busy
+        cycles)."""
+        if self.count is None:
+            c = self.grid.count(self.absent_dims)
+            self.count = np.maximum(c - 1, 0) if self.busy else c
+        return self.count
+
+    def _full(self, a: int) -> np.ndarray:
+        shape = self.grid.shape
+        if a == 0 and not self.spec.output:
+            return np.where(self.zero, self.rate[0] * self.counts, INF)
+        if self.spec.output:
+            lo, hi = self.rate[a]
+            return np.broadcast_to(np.where(self.ps_small[a], hi, lo) * self.counts, shape)
+        return np.broadcast_to(self.rate[a] * self.counts, shape)
+
+    def least(self, k: int) -> float:
+        """Smallest charge of event k anywhere (capacity ignored): a lower bound. The rate depends on
+        the tile only, and completing every other loop below the point minimises the transfers (and
+        leaves no partial sum unless a spatial reuse loop keeps one open)."""
+        if k not in self._least:
+            grid = self.grid
+            live = [d for d, t in enumerate(grid.trips) if t > 1 and d not in self.absent_dims]
+            if k == 0 and not self.spec.output:  # the bottom run: no non-reuse loop below the point
+                left = math.prod(grid.trips[d] for d in live if d not in self.reuse_dims)
+                low = self.rate[0] * (max(left - 1, 0) if self.busy else left)
+            else:
+                left = np.float64(1.0)
+                for d in live:
+                    if d in self.used:
+                        left = left * (grid.trips[d] / grid.value[d])
+                if self.busy:
+                    left = np.maximum(left - 1, 0)
+                rate = self.rate[k]
+                if self.spec.output:
+                    rate = rate[1] if self.always_psum[k] else np.minimum(rate[0], rate[1])
+                low = np.min(rate * left)
+            self._least[k] = float(low)
+        return self._least[k]
+
+    def at_origin(self, k: int) -> float:
+        """The charge of event k at the origin (no temporal loop below it; capacity ignored)."""
+        grid = self.grid
+        origin = (0,) * len(grid.shape)
+        total = math.prod(t for d, t in enumerate(grid.trips) if d not in self.absent_dims)
+        count = max(total - 1, 0) if self.busy else total
+        if k == 0 and not self.spec.output:
+            return float(self.rate[0] * count)
+        rate = self.rate[k]
+        if self.spec.output:
+            rate = rate[1] if _at(self.ps_small[k], origin) else rate[0]
+        return float(_at(rate, origin) * count)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether partial-sum bits differ from final bits (the DP state must remember the flag)."""
+        return self.spec.output and self.spec.psum_bits != self.spec.bits
+
+
+def operand_terms(nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=None) -> OperandTerms:
+    """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
+
+    A move's price is (bits per transfer, rounded) x copies x pJ per bit x transfers; everything but
+    the transfers depends only on the tile (the point's relevant axes) and the partial-sum state (its
+    reuse axes), so it is computed on those broadcast shapes; the transfers multiply in when a full
+    grid is needed (`OperandTerms.cost`).
+
+    With `port` (a `Port` of the hardware) the charge is instead that port's busy cycles beyond each
+    move's first transfer, sum of ceil(elements x bits / port width) x (transfers - 1) over the moves
+    it carries, as stems.cost.latency times them (a lower bound of the latency, see intra_latency).
+    """
+    n = len(spec.levels)
+    rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
+    absent = {DIM_INDEX[d] for d in spec.absent}
+    reuse = {DIM_INDEX[d] for d in spec.reuse}
+    nonreuse = set(range(len(LOOP_DIMS))) - reuse
+    nd = len(LOOP_DIMS)
+    # the unrolling's per-array-dimension factors as plain lists (tiny: Python beats numpy here)
+    sp = [[1.0 if d in absent else float(x) for d, x in enumerate(row)] for row in u.sp.tolist()]
+    entry = list(spec.entry)
+    trips = [1 if d in absent else t for d, t in enumerate(grid.trips)]
+    total = math.prod(trips)
+
+    def prod_rows(rows) -> list[float]:
+        out = [1.0] * nd
+        for r in rows:
+            out = [a * b for a, b in zip(out, r, strict=True)]
+        return out
+
+    below = [prod_rows(sp[i] for i, e in enumerate(entry) if e <= m) for m in range(n)]
+    instances = [
+        float(np.rint(round(math.prod(math.prod(sp[i]) for i, e in enumerate(entry) if e >= a), 3)))
+        for a in range(n + 1)
+    ]
+    fanout = []
+    prev = [1.0] * nd
+    for e in range(n):
+        through = [
+            a * b for a, b in zip(prev, prod_rows(sp[i] for i, x in enumerate(entry) if x == e), strict=True)
+        ]
+        fanout.append(
+            float(np.rint(_elements_scalar(nest, spec, through) / _elements_scalar(nest, spec, prev)))
+        )
+        prev = through
+    sp_open = [any(sp[i][d] > 1 for i, e in enumerate(entry) if e >= a for d in reuse) for a in range(n + 2)]
+    reuse_left = any(trips[d] > 1 for d in reuse)
+    busy = port is not None
+    count = None  # transfers per point: built with the first full-grid charge (OperandTerms.counts)
+    used = {DIM_INDEX[d] for d in spec.relevant} | (set(_Y + _X) if spec.window else set())
+
+    def rate(lv, direction, amount, bits, inst):
+        """pJ per transfer of `amount` elements at `bits` through lv's port (0 without a port); with
+        `port`: cycles per transfer if it goes through that port."""
+        pt, pj = _port(lv, spec.name, direction)
+        if pt is None:
+            return 0.0
+        if busy:
+            return np.ceil(amount * bits / pt.bw_bits) if pt == port else 0.0
+        if pj == 0.0:
+            return 0.0
+        return _rounded(lv, pt, spec, amount, bits, rates) * (inst * pj)
+
+    if spec.output:
+        psum0 = reuse_left or sp_open[1]
+        bits0 = spec.psum_bits if psum0 else spec.bits
+        lv = spec.levels[0]
+        down = fanout[0]
+        once = max(total - 1, 0) if busy else total
+        fixed = rate(lv, FROM_LOW, down, bits0, instances[1]) * once
+        if psum0:
+            fixed += rate(lv, TO_LOW, down, bits0, instances[1]) * once
+        out = OperandTerms(spec, 1, n, float(fixed), psum0, grid, count, busy)
+    else:
+        out = OperandTerms(spec, 0, n, 0.0, False, grid, count, busy, zero=grid.zero_of(nonreuse))
+        out.rate[0] = float(rate(spec.levels[0], TO_LOW, fanout[0], spec.bits, instances[1]))
+    out.used = frozenset(used)
+    out.reuse_dims = frozenset(reuse)
+    out.absent_dims = frozenset(absent)
+    out.always_psum = {}
+
+    remaining = np.zeros((1,) * len(grid.shape), dtype=bool)  # a reuse loop remains above the point
+    for d in sorted(reuse):
+        if d not in absent and trips[d] > 1:
+            remaining = remaining | (grid.value[d] < trips[d])
+    whole = grid.full_of({d for d in nonreuse if d not in absent})
+    sizes = grid.value
+    for a in range(max(1, out.first), n):
+        tile = np.rint(
+            _elements(nest, spec, [sizes[d] * below[a - 1][d] if d in used else 1.0 for d in range(nd)])
+        )
+        lo, hi = spec.levels[a - 1], spec.levels[a]
+        if spec.output:
+            coef = []
+            for ps in (False, True):
+                bits = spec.psum_bits if ps else spec.bits
+                down = tile * fanout[a]
+                c = rate(hi, FROM_LOW, down, bits, instances[a + 1]) + rate(
+                    lo, TO_HIGH, tile, bits, instances[a]
+                )
+                if ps:
+                    c = c + rate(hi, TO_LOW, down, bits, instances[a + 1])
+                    c = c + rate(lo, FROM_HIGH, tile, bits, instances[a])
+                coef.append(c)
+            ps = remaining | sp_open[a + 1]
+            out.rate[a] = (coef[0], coef[1])
+            out.ps_small[a] = ps
+            out.always_psum[a] = sp_open[a + 1]
+            out.psum[a] = np.broadcast_to(ps, grid.shape)
+        else:
+            c = rate(hi, TO_LOW, tile * fanout[a], spec.bits, instances[a + 1])
+            c = c + rate(lo, FROM_HIGH, tile, spec.bits, instances[a])
+            out.rate[a] = c
+        dbl = np.where(whole, 1.0, 2.0) if lo.double_buffered else 1.0
+        if spec.output:
+            out.held[a] = (tile * spec.bits * dbl, tile * spec.psum_bits * dbl)
+        else:
+            h = tile * spec.bits * dbl
+            out.held[a] = (h, h)
+    top = [float(trips[d]) * below[n - 1][d] for d in range(len(trips))]
+    top_tile = float(np.rint(_elements_scalar(nest, spec, top)))
+    out.top_held = (top_tile * spec.bits, top_tile * (spec.psum_bits if spec.output else spec.bits))
+    return out
+
+
+@dataclass(frozen=True)
+class Event:
+    """Operand `operand` charges its architecture level `a` at lattice point `point`."""
+
+    operand: str
+    a: int
+    point: tuple[int, ...]
+
+
+@dataclass
+class Chain:
+    """An optimal chain of events for one unrolling: its charge (memory energy, pJ, the outputs' fixed
+    level-0 terms included) and the events."""
+
+    value: float
+    events: tuple[Event, ...]
+    held: dict[tuple[str, str], float]  # (operand, level) -> bits its tile takes there
+    others: tuple[tuple[Event, ...], ...] = ()  # further chains of the same charge
+
+    def tied(self, lat: Lattice) -> list[Chain]:
+        """This chain and the tied ones as chains (same charge; each with its own tiles)."""
+        return [self] + [Chain(self.value, ev, lat._held(list(ev))) for ev in self.others]
+
+
+def _closure(v: np.ndarray) -> None:
+    """In place: v[s, P] = min over P' <= P of v[s, P'] (a running minimum along every lattice axis)."""
+    shape = v.shape
+    for ax in range(1, v.ndim):
+        n = shape[ax]
+        if n == 1:
+            continue
+        w = v.reshape(math.prod(shape[:ax]), n, math.prod(shape[ax + 1 :]))
+        for j in range(1, n):
+            np.minimum(w[:, j, :], w[:, j - 1, :], out=w[:, j, :])
+
+
+def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Largest index per axis where a (broadcastable) boolean grid holds; None if nowhere."""
+    nz = np.nonzero(alive)
+    if not len(nz[0]):
+        return None
+    return tuple(top if alive.shape[ax] == 1 else int(nz[ax].max()) for ax, top in enumerate(full))
+
+
+class _Transitions:
+    """Lazy map (operand, progress, flag) -> masked transitions; `.boxes` the same for boxes."""
+
+    def __init__(self, lat: Lattice, budgets) -> None:
+        self.lat, self.budgets = lat, budgets
+        self.cache: dict = {}
+        self.boxes = _Boxes(self)
+
+    def get(self, key):
+        if key not in self.cache:
+            self.cache[key] = self.lat._transition(self.budgets, *key)
+        return self.cache[key]
+
+    def __getitem__(self, key):
+        return self.get(key)[0]
+
+
+class _Boxes:
+    def __init__(self, trans: _Transitions) -> None:
+        self.trans = trans
+
+    def __getitem__(self, key):
+        return self.trans.get(key)[1]
+
+
+def _at(a, point: tuple[int, ...]):
+    """Value of a (broadcastable) grid at a point."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return a[()]
+    return a[tuple(min(i, s - 1) for i, s in zip(point, a.shape, strict=True))]
+
+
+def _slices(box: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(0, x + 1) for x in box)
+
+
+class Lattice:
+    """The dynamic program of one unrolling; `solve(budgets)` may be called for several budget sets."""
+
+    def __init__(
+        self,
+        nest: Nest,
+        u: Unrolling,
+        port=None,
+        grid: Grid | None = None,
+        operands: tuple[str, ...] | None = None,
+        known: dict[str, OperandTerms] | None = None,
+    ) -> None:
+        """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`).
+        `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
+        capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed."""
+        self.nest, self.u = nest, u
+        self.grid = grid = grid or Grid(u.trips)
+        known = known or {}
+        self.terms = [
+            known[spec.name] if spec.name in known else operand_terms(nest, u, grid, spec, port)
+            for spec in nest.operands
+            if operands is None or spec.name in operands
+        ]
+        self.fixed = sum(t.fixed for t in self.terms)
+        if nest.layer.stateful:
+            t = DIM_INDEX["T"]
+            valid = grid.zero_of({t}) | grid.full_of({DIM_INDEX[d] for d in REDUCTION_DIMS})
+            self.valid = np.broadcast_to(valid, grid.shape)
+        else:
+            self.valid = None
+        self.origin = (0,) * len(grid.shape)
+        self.full = tuple(s - 1 for s in grid.shape)
+
+    # -- states -------------------------------------------------------------------------------------
+    def root_bound(self) -> float:
+        """A lower bound of `solve()` (charges of every event at its cheapest allowed point, with one
+        correction): events confined to sub-lattices of disjoint axes (an input's bottom reuse run, a
+        one-element register's cut) cannot both leave the origin, since the points of all events form
+        a chain. So among such confined events only a family with pairwise overlapping axes is
+        charged at its minimum, the others at the origin; the cheapest family counts."""
+        free = 0.0
+        confined = []  # (cheapest charge, charge at the origin, axes it may use)
+        for t in self.terms:
+            for k in range(t.first, t.n):
+                if k == 0:
+                    alive = _box(np.asarray(t.zero), self.full)
+                else:
+                    fits = np.minimum(t.held[k][0], t.held[k][1]) <= t.spec.levels[k - 1].size_bits
+                    alive = _box(np.asarray(fits), self.full)
+                if alive is None:
+                    return INF
+                axes = frozenset(ax for ax, top in enumerate(alive) if top > 0)
+                low = t.least(k)
+                if len(axes) < len(self.full):
+                    confined.append((low, t.at_origin(k), axes))
+                else:
+                    free += low
+        best = INF
+        n = len(confined)
+        for mask in range(1 << n):
+            fam = [confined[j] for j in range(n) if mask >> j & 1]
+            if any(not (a[2] & b[2]) for x, a in enumerate(fam) for b in fam[x + 1 :]):
+                continue
+            total = sum(c[0] if mask >> j & 1 else c[1] for j, c in enumerate(confined))
+            best = min(best, total)
+        return free + best + self.fixed
+
+    @property
+    def relaxed(self) -> bool:
+        return len(self.terms) < len(self.nest.operands)
+
+    def _start(self) -> tuple[tuple[int, int], ...]:
+        return tuple((t.first, int(t.psum0) if t.flagged else 0) for t in self.terms)
+
+    def _transitions(self, budgets: dict[tuple[str, str], float]) -> _Transitions:
+        """Per (operand index, progress k, flag f), computed when first needed: list of (new flag,
+        masked cost grid), and the box (largest exponent per axis) of the points where that event may
+        happen (None: nowhere)."""
+        return _Transitions(self, budgets)
+
+    def _transition(self, budgets, i: int, k: int, f: int):
+        t = self.terms[i]
+        levels = t.spec.levels
+        cost = t.cost[k]
+        if k == 0:
+            reuse = {DIM_INDEX[d] for d in t.spec.reuse}
+            alive = self.grid.zero_of(set(range(len(LOOP_DIMS))) - reuse)
+        else:
+            alive = np.ones((1,) * len(self.grid.shape), dtype=bool)
+            cap = min(levels[k - 1].size_bits, budgets.get((t.spec.name, levels[k - 1].name), INF))
+            fits = t.held[k][f] <= cap
+            alive = alive & fits
+            if not fits.all():
+                cost = np.where(fits, cost, INF)
+        top = min(levels[-1].size_bits, budgets.get((t.spec.name, levels[-1].name), INF))
+        if t.flagged:
+            outs = []
+            for f2 in (0, 1):
+                if k == t.n - 1 and t.top_held[f2] > top:
+                    continue
+                mask = t.psum[k] if f2 else ~t.psum[k]
+                outs.append((f2, np.where(mask, cost, INF)))
+        else:
+            outs = [(0, cost)]
+        return outs, (_box(alive, self.full) if outs else None)
+
+    def top_fits(self, budgets: dict[tuple[str, str], float]) -> bool:
+        """Outermost levels that no event checks (an operand with one level, or no partial-sum flag)."""
+        for t in self.terms:
+            lv = t.spec.levels[-1]
+            top = min(lv.size_bits, budgets.get((t.spec.name, lv.name), INF))
+            if not (t.flagged and t.n >= 2):
+                f = int(t.psum0) if t.flagged else 0
+                if t.top_held[f] > top:
+                    return False
+        return True
+
+    def solve(
+        self, budgets: dict[tuple[str, str], float] | None = None, cutoff: float = INF, ties: int = 1
+    ) -> Chain | None:
+        """The cheapest chain within `budgets` (bits per (operand, level)); None if none fits or none
+        costs at most `cutoff` (charges are non-negative, so a partial chain already above the cutoff,
+        plus what its operands must still pay at least, is dropped). Up to `ties` optimal chains are
+        kept (`Chain.others`), for a tie-break by the caller.
+
+        Each state (progress and flag of every operand) keeps its values only on the box of points
+        from which every pending operand can still reach its next event (the box spanned by that
+        event's allowed points): earlier points are dead.
+        """
+        budgets = budgets or {}
+        if not self.top_fits(budgets):
+            return None
+        trans = self._transitions(budgets)
+        boxes = trans.boxes
+        full = self.full
+        terms = self.terms
+        # least each operand must still pay from progress k on: sum of its events' unmasked minima
+        rest = {}
+        for i, t in enumerate(terms):
+            low = 0.0
+            for k in range(t.n, t.first - 1, -1):
+                if k < t.n:
+                    low += t.least(k)
+                for f in (0, 1):
+                    rest[i, k, f] = low
+        limit = cutoff - self.fixed
+        if np.isfinite(limit):
+            limit = limit * (1 + 1e-9) + 1e-9
+
+        box_cache: dict = {}
+
+        def box_of(state):
+            if state in box_cache:
+                return box_cache[state]
+            b = full
+            for i, (k, f) in enumerate(state):
+                if k < terms[i].n:
+                    x = boxes[i, k, f]
+                    if x is None:
+                        b = None
+                        break
+                    b = tuple(map(min, b, x))
+            box_cache[state] = b
+            return b
+
+        start = self._start()
+        b0 = box_of(start)
+        if b0 is None:
+            return None
+        v0 = np.full(tuple(x + 1 for x in b0), INF)
+        v0[self.origin] = 0.0
+        closed: dict = {}
+        level = {start: (b0, v0)}
+        finals: list[tuple[tuple, float]] = []
+        while level:
+            nxt: dict = {}
+            for state in sorted(level):
+                box, v = level[state]
+                if v.min() == INF:
+                    continue
+                _closure(v[None])
+                if self.valid is not None:
+                    v[~self.valid[_slices(box)]] = INF
+                if limit < INF:
+                    owed = sum(rest[i, k, f] for i, (k, f) in enumerate(state))
+                    v[v > limit - owed] = INF
+                    if v.min() == INF:
+                        continue
+                closed[state] = (box, v)
+                done = True
+                for i, (k, f) in enumerate(state):
+                    if k >= terms[i].n:
+                        continue
+                    done = False
+                    for f2, cost in trans[i, k, f]:
+                        s2 = (*state[:i], (k + 1, f2), *state[i + 1 :])
+                        if s2 in nxt:
+                            box2, dst = nxt[s2]
+                        else:
+                            box2 = box_of(s2)
+                            if box2 is None:
+                                continue
+                            dst = np.full(tuple(x + 1 for x in box2), INF)
+                            nxt[s2] = (box2, dst)
+                        inter = _slices(tuple(map(min, box, box2)))
+                        np.minimum(dst[inter], v[inter] + cost[inter], out=dst[inter])
+                if done:
+                    finals.append((state, float(v[full])))
+            level = nxt
+        best, best_s = INF, None
+        for st, val in sorted(finals):
+            if val < best:
+                best, best_s = val, st
+        if best_s is None or not np.isfinite(best):
+            return None
+        if self.relaxed:
+            return Chain(float(best) + self.fixed, (), {})
+        chains = []
+        for s_end, val in sorted(finals):
+            if val == best and len(chains) < ties:
+                chains += self._backtrack(s_end, best, closed, trans, ties - len(chains))
+        events = chains[0]
+        return Chain(
+            float(best) + self.fixed, tuple(events), self._held(events), tuple(tuple(c) for c in chains[1:])
+        )
+
+    def _backtrack(self, state, value, closed, trans, limit: int = 1) -> list[list[Event]]:
+        """Walk back from the final state: a point below the current one where the value was set, and
+        the event into it; every such choice, depth first in a fixed order (so the answer is
+        deterministic), until `limit` tied chains are found."""
+        start = self._start()
+        out: list[list[Event]] = []
+
+        def preds(state, point, value):
+            box = closed[state][0]
+            for i, (k, f2) in enumerate(state):
+                t = self.terms[i]
+                if k <= t.first:
+                    continue
+                for f in (0, 1) if t.flagged else (0,):
+                    s0 = (*state[:i], (k - 1, f), *state[i + 1 :])
+                    if s0 not in closed:
+                        continue
+                    box0, v0 = closed[s0]
+                    for g, cost in trans[i, k - 1, f]:
+                        if g != f2:
+                            continue
+                        reach = _slices(tuple(map(min, box0, box, point)))
+                        cand = v0[reach] + cost[reach]
+                        for hit in np.argwhere(cand == value):
+                            p = tuple(int(x) for x in hit)
+                            yield i, k - 1, s0, p, float(v0[p])
+
+        def walk(state, point, value, acc):
+            if len(out) >= limit:
+                return
+            if state == start:
+                out.append(acc[::-1])
+                return
+            found = False
+            for i, a, s0, p, prev in preds(state, point, value):
+                found = True
+                walk(s0, p, prev, [*acc, Event(self.terms[i].spec.name, a, p)])
+                if len(out) >= limit:
+                    return
+            if not found:
+                raise AssertionError("lattice backtrack lost the optimal path")
+
+        walk(state, self.full, value, [])
+        return out
+
+    def _held(self, events: list[Event]) -> dict[tuple[str, str], float]:
+        """Bits each (operand, level) tile takes under the chain."""
+        out = {}
+        by_op = {e.operand: {} for e in events}
+        for e in events:
+            by_op[e.operand][e.a] = e.point
+        for t in self.terms:
+            name, levels = t.spec.name, t.spec.levels
+            pts = by_op.get(name, {})
+            flag = int(t.psum0) if t.flagged else 0
+            for a in range(max(1, t.first), t.n):
+                p = pts[a]
+                out[name, levels[a - 1].name] = float(_at(t.held[a][flag], p))
+                flag = int(_at(t.psum[a], p)) if t.flagged else 0
+            out[name, levels[-1].name] = t.top_held[flag]
+        return out
+
+    # -- the mapping a chain describes --------------------------------------------------------------
+    def mapping(self, chain: Chain) -> Mapping:
+        grid = self.grid
+        points = sorted({e.point for e in chain.events} | {self.origin, self.full}, key=sum)
+        for lo, hi in pairwise(points):
+            if any(x > y for x, y in zip(lo, hi, strict=True)):
+                raise AssertionError("event points do not form a chain")
+        loops: list[tuple[str, int]] = []
+        position = {}
+        t_index = DIM_INDEX["T"]
+        for lo, hi in pairwise(points):
+            position[lo] = len(loops)
+            gap = grid.factors_between(lo, hi)
+            gap.sort(key=lambda x: (x[0] == t_index, x[0], x[1]))
+            for d, p in gap:
+                name = LOOP_DIMS[d]
+                if loops and loops[-1][0] == name and len(loops) > position[lo]:
+                    loops[-1] = (name, loops[-1][1] * p)
+                else:
+                    loops.append((name, p))
+        position[points[-1]] = len(loops)
+        cuts = {}
+        at = {(e.operand, e.a): e.point for e in chain.events}
+        for t in self.terms:
+            levels = t.spec.levels
+            cuts[t.spec.name] = {
+                lv.name: (position[at[t.spec.name, m + 1]] if m < len(levels) - 1 else len(loops))
+                for m, lv in enumerate(levels)
+            }
+        return Mapping.of(self.u.as_dict(), loops, cuts)

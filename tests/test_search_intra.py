@@ -1,0 +1,315 @@
+"""The intra-layer mapping search against the exhaustive oracle, plus determinism, the shape cache,
+infeasible layers and the stateful T rule.
+
+Optimality: 36 random small layers (conv, strided conv, dense, stateful with T <= 4) on two small
+hardware specs built to make capacity bind (per-PE registers, a shared partial-sum register, a
+double-buffered global buffer shared by every operand, a two-loop array dimension). The search's
+optimum must equal the enumeration's exactly and be reported optimal.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from helpers import sew_block
+
+from stems.cost import price
+from stems.hardware import build_hardware, load_hardware
+from stems.search.enumerate import exhaustive, space_size
+from stems.search.intra import LayerMapping, clear_cache, map_layer, map_workload
+from stems.search.solver import SolveOptions, Status
+from stems.workload.model import REDUCTION_DIMS, Dims, Layer, Neuron, Op, Precision, Window
+
+ANN = Precision(I=8, W=8, O=16, O_final=8)
+SNN = Precision(I=1, W=4, O=12, O_final=1, V=12)
+
+
+def _mem(size, operands, served, rd, wr, bw, least, ports="separate", double=False):
+    m = {
+        "size": size,
+        "operands": operands,
+        "served_dims": served,
+        "read_pj_per_bit": rd,
+        "write_pj_per_bit": wr,
+        "read_bw": bw,
+        "write_bw": bw,
+        "min_access": least,
+        "ports": ports,
+    }
+    if double:
+        m["double_buffered"] = True
+    return m
+
+
+def spec_a():
+    """tpu_like in miniature: weight and accumulator registers per PE, a shared I/O buffer, DRAM."""
+    doc = {
+        "stems_hardware": 1,
+        "name": "mini-a",
+        "clock": "1GHz",
+        "array": {"D1": {"size": 4, "loops": ["K"]}, "D2": {"size": 2, "loops": ["C"]}},
+        "compute": {
+            "op_energy": {"8x8": 0.5, "1x4": 0.1},
+            "scaling": "bits_product",
+            "neuron_update_pj": 0.3,
+        },
+        "memories": {
+            "w_rf": _mem("32bit", ["W"], [], 0.01, 0.01, 8, 8),
+            "acc": _mem("24bit", ["O", "V"], [], 0.02, 0.02, 16, 1, "per_direction"),
+            "buf": _mem("2Kibit", ["I", "O", "V"], ["D1", "D2"], 0.5, 0.6, 64, 8),
+            "dram": _mem("1Mbit", ["I", "W", "O", "V"], ["D1", "D2"], 10.0, 12.0, 64, 64, "shared"),
+        },
+    }
+    return build_hardware(doc, path="mini-a")
+
+
+def spec_b():
+    """stems-edge-like: K x (OX or OY) array, an input line buffer, a double-buffered global buffer
+    shared by every operand, DRAM."""
+    doc = {
+        "stems_hardware": 1,
+        "name": "mini-b",
+        "clock": "1GHz",
+        "array": {"D1": {"size": 2, "loops": ["K"]}, "D2": {"size": 3, "loops": ["OX", "OY"]}},
+        "compute": {"op_energy": {"8x8": 0.4, "1x4": 0.07}, "scaling": "bits_product"},
+        "memories": {
+            "i_lb": _mem("128bit", ["I"], ["D1", "D2"], 0.1, 0.12, 32, 8),
+            "gb": _mem("1Kibit", ["I", "W", "O", "V"], ["D1", "D2"], 0.3, 0.4, 64, 16, double=True),
+            "dram": _mem("1Mbit", ["I", "W", "O", "V"], ["D1", "D2"], 10.0, 11.0, 64, 64, "shared"),
+        },
+    }
+    return build_hardware(doc, path="mini-b")
+
+
+SPECS = {"mini-a": spec_a(), "mini-b": spec_b()}
+KINDS = ("conv", "strided", "dense", "stateful")
+PER_SPEC = 18
+MAX_SPACE = 12_000
+
+
+def random_layer(rng: random.Random, kind: str, name: str, hw) -> Layer:
+    """A small layer of `kind` whose enumeration stays under MAX_SPACE mappings on `hw`."""
+    while True:
+        if kind == "dense":
+            layer = Layer(
+                name,
+                Op.DENSE,
+                Dims(K=rng.choice([2, 3, 4, 6]), C=rng.choice([2, 3, 4, 5, 6, 8])),
+                precision=ANN,
+            )
+        elif kind in ("conv", "strided"):
+            s = 2 if kind == "strided" else 1
+            fx, fy = rng.choice([1, 2, 3]), rng.choice([1, 1, 2])
+            ox, oy = rng.choice([2, 3, 4]), rng.choice([1, 2])
+            pad = rng.choice([0, 1]) if fx > 1 else 0
+            iy, ix = (oy - 1) * s + fy, (ox - 1) * s + fx - pad
+            layer = Layer(
+                name,
+                Op.CONV,
+                Dims(K=rng.choice([2, 3, 4]), C=rng.choice([1, 2, 3]), OY=oy, OX=ox, FY=fy, FX=fx),
+                precision=ANN,
+                window=Window(stride=(s, s), padding=(0, pad, 0, 0), input_yx=(iy, ix)),
+            )
+        else:
+            fx, ox = rng.choice([1, 2, 3]), rng.choice([2, 3])
+            layer = Layer(
+                name,
+                Op.CONV,
+                Dims(T=rng.choice([2, 3, 4]), K=rng.choice([2, 3]), C=rng.choice([1, 2]), OX=ox, FX=fx),
+                precision=SNN,
+                window=Window(input_yx=(1, ox + fx - 1)),
+                neuron=Neuron.of("LIF"),
+            )
+        if math.prod(layer.dims.as_dict().values()) >= 8 and space_size(layer, hw) <= MAX_SPACE:
+            return layer
+
+
+CASES = []
+for spec_name, hw in SPECS.items():
+    rng = random.Random(f"intra-{spec_name}")
+    for i in range(PER_SPEC):
+        kind = KINDS[i % len(KINDS)]
+        CASES.append((spec_name, random_layer(rng, kind, f"{kind}{i}", hw)))
+
+
+def _t_rule_holds(mapping) -> bool:
+    loops = [d for d, _ in mapping.temporal]
+    red = [i for i, d in enumerate(loops) if d in REDUCTION_DIMS]
+    ts = [i for i, d in enumerate(loops) if d == "T"]
+    return not red or not ts or min(ts) > max(red)
+
+
+@pytest.mark.parametrize(("spec", "layer"), CASES, ids=[f"{s}-{x.name}" for s, x in CASES])
+def test_optimum_equals_exhaustive_enumeration(spec, layer) -> None:
+    hw = SPECS[spec]
+    oracle = exhaustive(layer, hw)
+    result = map_layer(layer, hw, use_cache=False)
+    if oracle.cost is None:
+        assert result.mapping is None and result.solve.status is Status.INFEASIBLE and result.reason
+        return
+    assert result.solve.status is Status.OPTIMAL
+    assert result.cost.valid
+    assert result.cost.energy_pj == pytest.approx(oracle.cost.energy_pj, rel=1e-9, abs=1e-9)
+    assert result.cost == price(layer, hw, result.mapping)  # always priced by the cost model
+    assert result.solve.objective == result.cost.energy_pj
+    if layer.stateful:
+        assert _t_rule_holds(result.mapping)
+
+
+def test_cases_cover_every_kind_and_binding_capacity() -> None:
+    kinds = {x.name.rstrip("0123456789") for _, x in CASES}
+    assert kinds == set(KINDS) and len(CASES) >= 30
+    # a shared level binds somewhere: the optimum without per-operand budgets overflows it
+    from stems.cost.model import nest_of
+    from stems.search.intra import _shared_levels
+    from stems.search.lattice import Lattice
+    from stems.search.spatial import unrollings
+
+    binding = 0
+    for spec, layer in CASES:
+        for u in unrollings(nest_of(layer, SPECS[spec])):
+            lat = Lattice(nest_of(layer, SPECS[spec]), u)
+            chain = lat.solve()
+            if chain and any(sum(chain.held[o, n] for o in us) > sz for n, sz, us in _shared_levels(lat)):
+                binding += 1
+    assert binding > 0
+
+
+def test_separable_enumeration_equals_full_enumeration() -> None:
+    hw = SPECS["mini-a"]
+    for _, layer in [c for c in CASES if c[0] == "mini-a"][:4]:
+        if space_size(layer, hw) > 3000:
+            continue
+        a, b = exhaustive(layer, hw), exhaustive(layer, hw, combine="full")
+        assert a.cost.energy_pj == pytest.approx(b.cost.energy_pj, rel=1e-12)
+
+
+def test_two_runs_give_identical_mappings_and_numbers() -> None:
+    hw = load_hardware("stems-edge")
+    layer = sew_block(t=4).layer("c1")
+    a = map_layer(layer, hw, use_cache=False)
+    b = map_layer(layer, hw, use_cache=False)
+    assert a.mapping == b.mapping and a.cost == b.cost
+    assert (a.solve.status, a.solve.objective, a.solve.best_bound) == (
+        b.solve.status,
+        b.solve.objective,
+        b.solve.best_bound,
+    )
+
+
+@pytest.mark.parametrize("objective", ["energy", "latency"])
+def test_workers_and_cache_do_not_change_results(objective) -> None:
+    hw = load_hardware("stems-edge")
+    work = sew_block(t=2)
+    clear_cache()
+    serial = map_workload(work, hw, objective, workers=1)
+    clear_cache()
+    parallel = map_workload(work, hw, objective, workers=2)
+    assert [r.layer for r in serial] == ["c0", "c1", "c2", "fc"]  # conv and dense only, in order
+    for a, b in zip(serial, parallel, strict=True):
+        assert (a.mapping, a.cost, a.solve.status) == (b.mapping, b.cost, b.solve.status)
+    # c1 and c2 have the same shape: solved once
+    hits = {r.layer: r.stats.cache_hit for r in parallel}
+    assert hits == {"c0": False, "c1": False, "c2": True, "fc": False}
+    again = map_workload(work, hw, objective, workers=1)
+    assert all(r.stats.cache_hit for r in again)
+    assert [r.mapping for r in again] == [r.mapping for r in serial]
+
+
+def test_cache_key_includes_the_hardware_and_objective_options() -> None:
+    clear_cache()
+    layer = CASES[0][1]
+    a = map_layer(layer, SPECS["mini-a"])
+    b = map_layer(layer, SPECS["mini-b"])
+    assert not a.stats.cache_hit and not b.stats.cache_hit
+    renamed = Layer("other", layer.op, layer.dims, layer.precision, layer.window)
+    c = map_layer(renamed, SPECS["mini-a"])
+    assert c.stats.cache_hit and c.layer == "other" and c.mapping == a.mapping
+    d = map_layer(layer, SPECS["mini-a"], options=SolveOptions(time_limit_s=30))
+    assert not d.stats.cache_hit
+
+
+def test_infeasible_layer_names_the_overflowing_operand_and_level() -> None:
+    hw = SPECS["mini-a"]  # acc holds 24 bits: a CubaLIF neuron needs 2 x 12-bit state + its output
+    layer = Layer("cuba", Op.DENSE, Dims(T=2, K=4, C=3), precision=SNN, neuron=Neuron.of("CubaLIF"))
+    result = map_layer(layer, hw, use_cache=False)
+    assert result.mapping is None and result.solve.status is Status.INFEASIBLE
+    assert "acc" in result.reason and "V" in result.reason
+    assert exhaustive(layer, hw).cost is None
+
+
+def test_stateful_layers_keep_time_outside_the_reduction() -> None:
+    hw = load_hardware("stems-edge")
+    for name in ("c0", "c1"):
+        result: LayerMapping = map_layer(sew_block(t=4).layer(name), hw)
+        assert result.optimal and _t_rule_holds(result.mapping)
+        assert all(d != "T" for _, loops in result.mapping.spatial for d, _ in loops)
+
+
+@pytest.mark.parametrize(("spec", "layer"), CASES[::6], ids=[f"{s}-{x.name}" for s, x in CASES[::6]])
+def test_cpsat_engine_proves_the_same_optimum(spec, layer) -> None:
+    hw = SPECS[spec]
+    lattice = map_layer(layer, hw, use_cache=False)
+    cpsat = map_layer(layer, hw, use_cache=False, engine="cpsat", options=SolveOptions(time_limit_s=60))
+    assert cpsat.solve.status is lattice.solve.status
+    if lattice.mapping is not None:
+        assert cpsat.cost.energy_pj == pytest.approx(lattice.cost.energy_pj, rel=1e-9)
+
+
+def test_latency_and_edp_are_exact_prices_with_valid_bounds() -> None:
+    hw = load_hardware("stems-edge")
+    layer = sew_block(t=2).layer("c1")
+    energy = map_layer(layer, hw, use_cache=False)
+    for objective in ("latency", "edp"):
+        r = map_layer(layer, hw, objective, use_cache=False)
+        assert r.solve.status in (Status.OPTIMAL, Status.FEASIBLE) and r.cost.valid
+        assert r.cost == price(layer, hw, r.mapping)
+        value = r.cost.latency_cycles if objective == "latency" else r.cost.latency_cycles * r.cost.energy_pj
+        assert r.solve.objective == pytest.approx(value, rel=1e-12)
+        assert r.solve.best_bound <= r.solve.objective
+        seed = energy.cost.latency_cycles * (1 if objective == "latency" else energy.cost.energy_pj)
+        assert r.solve.objective <= seed * (1 + 1e-12)  # never worse than the energy optimum
+
+
+def test_latency_bounds_are_valid_on_small_layers() -> None:
+    for spec, layer in CASES[:8]:
+        hw = SPECS[spec]
+        if space_size(layer, hw) > 3000:
+            continue
+        truth = exhaustive(layer, hw, "latency", combine="full").cost.latency_cycles
+        r = map_layer(layer, hw, "latency", use_cache=False)
+        assert r.solve.best_bound <= truth * (1 + 1e-12) <= r.solve.objective * (1 + 1e-12)
+
+
+def test_energy_under_a_latency_bound() -> None:
+    hw = load_hardware("stems-edge")
+    layer = sew_block(t=2).layer("c1")
+    energy = map_layer(layer, hw, use_cache=False)
+    same = map_layer(layer, hw, latency_bound=energy.cost.latency_cycles, use_cache=False)
+    assert same.optimal and same.cost.energy_pj == pytest.approx(energy.cost.energy_pj, rel=1e-12)
+    fastest = map_layer(layer, hw, "latency", use_cache=False).cost.latency_cycles
+    tight = map_layer(layer, hw, latency_bound=fastest, use_cache=False)
+    assert tight.cost.latency_cycles <= fastest and tight.cost.energy_pj >= energy.cost.energy_pj * (
+        1 - 1e-12
+    )
+    none = map_layer(layer, hw, latency_bound=10.0, use_cache=False)
+    assert none.mapping is None and none.solve.status is Status.INFEASIBLE and "latency" in none.reason
+
+
+def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
+    from stems.cost.model import nest_of
+    from stems.search.lattice import Lattice
+    from stems.search.spatial import unrollings
+
+    checked = 0
+    for spec, layer in CASES:
+        nest = nest_of(layer, SPECS[spec])
+        for u in unrollings(nest):
+            lat = Lattice(nest, u)
+            chain = lat.solve()
+            if chain is not None:
+                assert lat.root_bound() <= chain.value * (1 + 1e-12) + 1e-9
+                checked += 1
+    assert checked > 50
