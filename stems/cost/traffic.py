@@ -71,7 +71,8 @@ def _extent(nest: Nest, axis: int, out: np.ndarray, kernel: np.ndarray) -> np.nd
 
 def _elements(nest: Nest, spec: OperandSpec, size: np.ndarray) -> np.ndarray:
     """Elements an operand tile holds, from per-dimension loop sizes (..., D)."""
-    rel = sorted(DIM_INDEX[d] for d in spec.relevant)  # a fixed order: float products must not depend on the hash seed
+    # A fixed order: float products must not depend on the hash seed.
+    rel = sorted(DIM_INDEX[d] for d in spec.relevant)
     out = size[..., rel].prod(axis=-1)
     if spec.window:
         out = out * _extent(nest, 0, size[..., _Y[0]], size[..., _Y[1]])

@@ -8,6 +8,13 @@ the named baseline schedules. One sentence per module:
 * `replay` - an independent step-by-step simulation with an explicit buffer, to check `cost`.
 * `bounds` - compulsory off-chip traffic and each layer's smallest on-chip footprint.
 * `baselines` - the named schedules every result is reported beside.
+* `search` - the schedule search: proven optima of energy, latency, off-chip bytes and on-chip peak, and
+  epsilon-constraint sweeps between them (`search_schedules`).
+* `search_space` - what the search chooses from: stages (blocks), the time batch and tile menu, candidates.
+* `search_tables` - exact per-candidate cost tables and occupancy rows (the sums `cost` computes).
+* `search_local` - one segment's residency problem: fast lower bounds and its exact CP-SAT solve.
+* `search_dp` - the exact decomposition: a schedule is a path of segments; the best path with lazily
+  solved segments.
 
 For the schedule search (CP-SAT). Every choice is a small discrete variable: per segment a one-hot time
 batch (divisors of T), a one-hot tile (LBL or a short menu of `Tile`s) and a halo bit, with cut booleans
