@@ -19,11 +19,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The built-in SEW-ResNet-18 on the default hardware (stems-edge), sweeping the global buffer; then every
+# Pareto point's mapping file is re-priced to check it reproduces its stored numbers (the round trip).
+DEMO_MODEL := $(DEMO_OUT)/sew-resnet18-dvs128.onnx
+DEMO_DIR   := $(DEMO_OUT)/sew-resnet18-dvs128-stems-edge
+DEMO_FLAGS ?= --sweep global_buffer.size=256KiB,512KiB,1MiB --objective energy_pj --objective offchip_bytes \
+              --objective onchip_peak_bytes --pareto-steps 3 --time-limit 10 --workers 2
+
 demo: $(VENV)/.installed
-	$(BIN)/stems zoo export sew-resnet18-dvs128 $(DEMO_OUT)/sew-resnet18-dvs128.onnx --force
-	$(BIN)/stems inspect $(DEMO_OUT)/sew-resnet18-dvs128.onnx
+	$(BIN)/stems zoo export sew-resnet18-dvs128 $(DEMO_MODEL) --force
+	$(BIN)/stems explore $(DEMO_MODEL) $(DEMO_FLAGS) --out $(DEMO_DIR) --force
 	@echo
-	@echo "demo outputs: $(abspath $(DEMO_OUT))/"
+	$(BIN)/stems evaluate $(DEMO_DIR) --check --quiet
+	@echo
+	@echo "demo outputs: $(abspath $(DEMO_DIR))/ (open report.html; tables in points.csv and pareto.csv)"
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
