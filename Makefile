@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= stems-out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mappings clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check stems tests bench
 	$(BIN)/ruff format --check stems tests bench
+
+# Regenerate the example mapping files in mappings/ (the Pareto points of the built-in models on the
+# default hardware); tests/test_shipped_mappings.py checks that each still reproduces its numbers.
+EXAMPLES := sew-resnet18-dvs128:256KiB red-lif:1MiB
+mappings: $(VENV)/.installed
+	set -e; for ex in $(EXAMPLES); do model=$${ex%%:*}; size=$${ex##*:}; dir=mappings/$$model-stems-edge-$$size; \
+	  $(BIN)/stems explore zoo:$$model --set global_buffer.size=$$size --objective energy_pj \
+	    --objective offchip_bytes --objective onchip_peak_bytes --pareto-steps 2 --time-limit 20 --workers 2 \
+	    --no-plots --quiet --out $(DEMO_OUT)/examples/$$model --force; \
+	  rm -rf $$dir; cp -r $(DEMO_OUT)/examples/$$model/mappings $$dir; done
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py

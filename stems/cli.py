@@ -16,6 +16,7 @@ import click
 
 from stems import __version__
 from stems.errors import StemsInputError
+from stems.workload.load import ZOO_PREFIX
 
 EXIT_BAD_INPUT = 2
 
@@ -287,7 +288,7 @@ def _explore_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 def _default_out(model: str, hw_name: str) -> str:
     from pathlib import Path
 
-    return str(Path("stems-out") / f"{Path(model).stem}-{hw_name}")
+    return str(Path("stems-out") / f"{Path(model.removeprefix(ZOO_PREFIX)).stem}-{hw_name}")
 
 
 @main.command()

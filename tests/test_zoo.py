@@ -315,3 +315,17 @@ def test_red_lif_through_importer(files: dict[str, Path]) -> None:
         assert layer.stateful == lif
     # r0 reads 4-bit event frames, r9 (a MAC layer) 4-bit ANN activations
     assert [by_name[n].precision.I for n in ("blocks.0.r0", "blocks.3.r9", "blocks.4.r10")] == [4, 4, 1]
+
+
+def test_zoo_reference_imports_like_the_exported_file(tmp_path: Path) -> None:
+    from stems.workload import layer_table, load_workload
+
+    path = export_model("red-lif", tmp_path / "red-lif.onnx")
+    from_file = load_workload(path)
+    by_name = load_workload("zoo:red-lif")
+    assert by_name.name == from_file.name == "red-lif"
+    assert by_name.source.path == "zoo:red-lif"
+    assert by_name.source.sha256 == from_file.source.sha256  # same bytes, same hash
+    assert layer_table(by_name).equals(layer_table(from_file))
+    with pytest.raises(StemsInputError, match="did you mean 'red-lif'"):
+        load_workload("zoo:red-lf")

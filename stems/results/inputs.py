@@ -18,6 +18,7 @@ from stems.errors import StemsInputError
 from stems.hardware import Hardware, load_hardware
 from stems.hardware.load import ZIGZAG_PREFIX, list_shipped
 from stems.workload import Workload, load_workload
+from stems.workload.load import ZOO_PREFIX
 
 
 def sha256_file(path: str | Path) -> str:
@@ -26,7 +27,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def _rel(path: str, base: Path | None) -> str | None:
-    if not path or base is None:
+    if not path or base is None or path.startswith(ZOO_PREFIX):
         return None
     try:
         return os.path.relpath(path, base)
@@ -37,7 +38,7 @@ def _rel(path: str, base: Path | None) -> str | None:
 def _find(path: str, relative: str | None, base: Path | None, what: str) -> str:
     """`path` if it exists, else `relative` resolved against `base` (the folder of the file that
     recorded it: results move together), else an error naming both."""
-    if path and Path(path).exists():
+    if path and (path.startswith(ZOO_PREFIX) or Path(path).exists()):
         return path
     if relative and base is not None and (base / relative).exists():
         return str((base / relative).resolve())
@@ -78,7 +79,9 @@ class ModelRef:
             content = yaml.safe_load(Path(annotations).read_text()) or {}
         src = workload.source
         return cls(
-            path=str(Path(src.path).resolve()) if src.path else "",
+            path=src.path
+            if not src.path or src.path.startswith(ZOO_PREFIX)
+            else str(Path(src.path).resolve()),
             name=workload.name,
             sha256=src.sha256,
             timesteps=workload.timesteps,

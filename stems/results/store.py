@@ -32,6 +32,7 @@ from stems.errors import StemsInputError
 from stems.files import atomic_write_text
 from stems.results.mapping_file import plain, write_mapping
 from stems.results.points import PAPER_BASELINE, best_row
+from stems.workload.load import ZOO_PREFIX
 
 SUMMARY_VERSION = 1
 FILES = {
@@ -123,7 +124,7 @@ class Exploration:
             outputs.pop("report")
         self.summary["outputs"] = outputs
         model = self.summary.get("inputs", {}).get("model", {})
-        if model.get("path"):
+        if model.get("path") and not model["path"].startswith(ZOO_PREFIX):
             model["relative_path"] = os.path.relpath(model["path"], final)
         atomic_write_text(folder / FILES["summary"], dumps_summary(self.summary))
         if plots:

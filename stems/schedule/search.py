@@ -466,7 +466,7 @@ def _sweep(s: _Search, primary: str, o: str, optimum: dict[str, SchedulePoint], 
 
     for i in range(1, steps + 1):
         eps = hi - (hi - lo) * i / steps
-        s.say(f"sweep {i}/{steps} {o} <= {eps:.4g}")
+        s.say(f"Pareto step {i}/{steps}: {o} <= {eps:.4g}")
         t0 = time.perf_counter()
         bound = _from_units(om, eps, scale)
         if om == "P":  # a capacity

@@ -50,11 +50,28 @@ def import_onnx(
 ) -> Workload:
     """Import an ONNX file; bad input raises StemsInputError naming the file and node."""
     path = Path(path)
+    return import_onnx_model(
+        read_model(path),
+        path,
+        _sha256(path),
+        timesteps=timesteps,
+        allow_unknown_ops=allow_unknown_ops,
+    )
+
+
+def import_onnx_model(
+    model: onnx.ModelProto,
+    path: Path,
+    sha256: str,
+    *,
+    timesteps: int | None = None,
+    allow_unknown_ops: bool = False,
+) -> Workload:
+    """Import an ONNX model already in memory (a built-in one: `path` is then `zoo:NAME`)."""
     if timesteps is not None and timesteps < 1:
         raise StemsInputError(f"timesteps must be >= 1, not {timesteps}", path=path)
-    model = read_model(path)
     try:
-        return _import(path, model, timesteps, allow_unknown_ops)
+        return _import(path, model, sha256, timesteps, allow_unknown_ops)
     except StemsInputError as exc:
         if exc.path is None:  # raised by the workload model: add the file
             raise StemsInputError(exc.message, path=path, where=exc.where) from None
@@ -63,7 +80,9 @@ def import_onnx(
         raise StemsInputError(f"cannot import this graph ({type(exc).__name__}: {exc})", path=path) from exc
 
 
-def _import(path: Path, model: onnx.ModelProto, timesteps: int | None, allow_unknown_ops: bool) -> Workload:
+def _import(
+    path: Path, model: onnx.ModelProto, sha256: str, timesteps: int | None, allow_unknown_ops: bool
+) -> Workload:
     warnings: list[str] = []
     g = OnnxGraph(model, path)
     unknown = {n.op_type for n in g.nodes if _is_unknown(n) and g.nonconst(n)}
@@ -95,13 +114,14 @@ def _import(path: Path, model: onnx.ModelProto, timesteps: int | None, allow_unk
     source = SourceInfo(
         path=str(path),
         format="onnx",
-        sha256=_sha256(path),
+        sha256=sha256,
         exporter=g.exporter,
         library=library_of(found, g),
         embedded_annotations=meta.get(ANNOTATIONS_KEY, ""),
     )
     inputs = {x: g.shapes[x] for x in g.inputs if x not in time.state_inputs and x in g.shapes}
-    return Workload(path.stem, built[0], built[1], source=source, inputs=inputs, warnings=warnings)
+    name = path.name.removeprefix("zoo:") if str(path).startswith("zoo:") else path.stem
+    return Workload(name, built[0], built[1], source=source, inputs=inputs, warnings=warnings)
 
 
 def _is_unknown(node: onnx.NodeProto) -> bool:
