@@ -24,6 +24,7 @@ from stems.hardware.load import read_yaml
 from stems.results.inputs import HardwareRef, ModelRef
 from stems.results.metrics import METRIC_DOCS, METRICS, metrics_of
 from stems.schedule.cost import ScheduleCost, evaluate
+from stems.schedule.intra_unitcost import intra_unit_cost
 from stems.schedule.model import Schedule
 from stems.schedule.unitcost import UnitCostFn, default_unit_cost
 from stems.search.solver import SolveResult
@@ -31,7 +32,7 @@ from stems.workload.model import Workload
 
 MAPPING_VERSION = 1
 
-UNIT_COSTS: dict[str, UnitCostFn] = {"default": default_unit_cost}
+UNIT_COSTS: dict[str, UnitCostFn] = {"default": default_unit_cost, "intra": intra_unit_cost}
 """Unit-cost models a mapping file may name in `pricing.unit_cost` (`stems evaluate` re-prices with it)."""
 
 TOP_KEYS = (
@@ -89,7 +90,8 @@ hardware:                      # what it was mapped onto
   overrides: [global_buffer.size=256KiB]   # --set and --sweep overrides, applied in order
   buffer: null                 # one level budgeting every operand, or null: each operand's outermost on-chip level
 pricing:
-  unit_cost: default           # the per-unit on-chip cost model (stems.schedule.unitcost.default_unit_cost)
+  unit_cost: default           # per-unit on-chip cost: default (stems.schedule.unitcost) | intra (each unit's
+                               # least-energy intra-layer mapping, stems.schedule.intra_unitcost)
 schedule:                      # the inter-layer schedule (stems.schedule.model)
   schedule: 1                  # schedule format version
   name: ""
