@@ -199,7 +199,7 @@ def test_no_feasible_point_and_time_limits() -> None:
 
         return FakeOutcome((), "fake", 0.0, "complete", "the network does not fit (fake)")
 
-    ex = explore(sew_block(t=4), "stems-edge", overrides=["global_buffer.size=256B"], search=nothing)
+    ex = explore(sew_block(t=4), "stems-edge", overrides=["global_buffer.size=64B"], search=nothing)
     s = ex.summary["search"]
     assert s["status"] == "infeasible" and s["runs"][0]["infeasible_reason"].startswith("the network")
     assert not ex.ok and ex.pareto.empty and ex.best() is None

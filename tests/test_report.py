@@ -103,7 +103,7 @@ def test_many_sweep_values_get_a_grid_and_nothing_feasible_gets_a_note() -> None
     def nothing(workload, hw, **kw):
         return FakeOutcome((), "fake", 0.0, "complete", "does not fit")
 
-    none = explore(sew_block(t=4), "stems-edge", overrides=["global_buffer.size=128B"], search=nothing)
+    none = explore(sew_block(t=4), "stems-edge", overrides=["global_buffer.size=64B"], search=nothing)
     figs = {n: f for n, _, f in exploration_figures(none)}
     assert list(figs) == ["pareto"]
     texts = [t.get_text() for ax in figs["pareto"].axes for t in ax.texts]

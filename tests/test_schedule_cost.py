@@ -77,6 +77,55 @@ def test_weights_refetched_per_timestep() -> None:
     assert check(SINGLE, s).traffic.bits("W") == 4 * 8  # one fetch per ST unit
 
 
+# ---- weights larger than the buffer: re-fetched in output-channel slices --------------------------
+# w: 8 -> 16 channels, 4 x 4, kernel 3, padding 1, LIF, T = 2: weights 16 x 8 x 9 x 4 bit = 4,608 bits
+# (576 B); one output channel's slice 8 x 9 x 4 = 288 bits. ST, one-column tiles: 4 columns x 2
+# timesteps = 8 units, state spilled, the input from DRAM, the output (a network output) to DRAM.
+WIDE = Workload("wide", [conv("w", 8, 16, 4, t=2)], [])
+SMALL = load_hardware("stems-edge", overrides=["global_buffer.size=512B"])  # 4,096 bits
+
+
+def test_refetched_weights_stream_through_a_buffer_they_do_not_fit() -> None:
+    def wide(weights: WeightPolicy) -> Schedule:
+        return Schedule(
+            (Segment(("w",), 1, Tile(1)),), state={"w": StatePolicy.SPILL}, weights={"w": weights}
+        )
+
+    resident = evaluate(WIDE, wide(WeightPolicy.RESIDENT), SMALL)
+    assert resident.violation is not None and resident.violation.items[0] == ("weights of w", 4608)
+    s = wide(WeightPolicy.REFETCH)
+    a, r = evaluate(WIDE, s, SMALL), replay(WIDE, s, SMALL)
+    assert a.feasible and r.feasible
+    # on chip during a unit: its input tile (the stream window: 4 rows x 3 columns x 8 channels x 1 bit
+    # = 96), two weight slices (2 x 288 = 576), the state window (4 rows x 16 x 12 bit = 768) and the
+    # output window (4 rows x 16 x 1 bit = 64)
+    assert a.peak_bits == r.peak_bits == {"global_buffer": 96 + 576 + 768 + 64}
+    # every weight still read once per unit; the input (8 x 16 x 1 bit per timestep) once; the output
+    # (16 x 16 x 1 bit per timestep) once; the state read and written per unit (4 x 16 x 12 bit)
+    assert a.traffic.per_operand_bits == {"W": 4608 * 8, "I": 2 * 128, "O": 2 * 256, "V": 8 * 2 * 768}
+    assert a.traffic == r.traffic and a.latency_cycles == r.latency_cycles
+    assert a.total_pj == pytest.approx(r.total_pj, rel=1e-9)
+    # layer by layer (2 units), the slices need the whole input tile, 4 x 4 x 8 = 128 bits: 32 beyond
+    # the window; the windows of state and output keep their size (a slice streams through them)
+    lbl = Schedule((Segment(("w",), 1),), state={"w": StatePolicy.SPILL}, weights={"w": WeightPolicy.REFETCH})
+    c = check(WIDE, lbl)
+    assert c.peak_bits == {"global_buffer": 128 + 576 + 768 + 64}
+    assert c.traffic.bits("W") == 4608 * 2
+
+
+def test_a_weight_slice_is_one_output_channel() -> None:
+    from stems.schedule.units import refetch_bits
+
+    grouped = Layer("g", Op.CONV, Dims(G=4, K=2, C=3, OY=4, OX=4, FY=3, FX=3))
+    assert refetch_bits(grouped, 0) == (2 * 3 * 9 * 4, 0)  # one channel of one group: 3 x 3 x 3 weights
+    recurrent = Layer("r", Op.DENSE, Dims(K=10, C=64), recurrent_c=10)
+    assert refetch_bits(recurrent, 0) == (2 * (64 + 10) * 4, 0)  # one neuron's row, recurrent included
+    assert refetch_bits(conv("one", 8, 1, 4), 0) == (8 * 9 * 4, 0)  # one output channel: the whole tensor
+    # whole input tiles that would hold more than the weights: the whole weights, the inputs streaming
+    assert refetch_bits(grouped, 100) == (2 * 3 * 9 * 4, 100)
+    assert refetch_bits(grouped, 1000) == (4 * 2 * 3 * 9 * 4, 0)
+
+
 def test_st_spill_energy_latency_and_peak_by_hand() -> None:
     c = check(SINGLE, single(1, StatePolicy.SPILL))
     # DRAM reads: W 8 + I 64 + V 1536 = 1608 bits; writes: O 128 + V 1536 = 1664 bits

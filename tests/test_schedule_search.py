@@ -170,11 +170,13 @@ def test_optima_and_pareto_points_equal_brute_force(enumerated) -> None:
 
 def test_tables_price_schedules_exactly() -> None:
     """The tables the model is built on give `evaluate`'s traffic, energy, latency and peak on random
-    schedules of the space (residual adds, concat skips, reader sets across segment boundaries)."""
+    schedules of the space (residual adds, concat skips, reader sets across segment boundaries), also
+    where weights and activations fill separate memories (loihi-like: re-fetched weights' input tiles)."""
     rng = random.Random(7)
-    for w in (sew_block(t=4), concat_block(t=4), fork(t=4)):
+    loihi = load_hardware("loihi-like")
+    for w, hw in itertools.product((sew_block(t=4), concat_block(t=4), fork(t=4)), (HW_BIG, loihi)):
         t = build_tables(
-            w, HW_BIG, unit_cost=default_unit_cost, buffer=None, allow_removal=True, space=SearchSpace()
+            w, hw, unit_cost=default_unit_cost, buffer=None, allow_removal=True, space=SearchSpace()
         )
         for _ in range(60):
             cands, i = [], 0
@@ -188,7 +190,7 @@ def test_tables_price_schedules_exactly() -> None:
                 tuple((x, rng.choice(("keep", "spill", "remove"))) for x in t.stateful),
                 frozenset(e for e in w.edges if rng.random() < 0.6),
             )
-            c = evaluate(w, schedule_of(t, choice), HW_BIG)
+            c = evaluate(w, schedule_of(t, choice), hw)
             p = price(t, choice)
             assert (p.reads, p.writes) == (c.traffic.reads, c.traffic.writes)
             assert p.latency_cycles == c.latency_cycles

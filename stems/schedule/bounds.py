@@ -8,8 +8,9 @@ re-fetches are never compulsory. A schedule that removes state is bounded on its
 
 Smallest footprint: under the schedule model the least a layer can occupy on chip is its unit with a
 1 x 1 output tile, one timestep, weights re-fetched, state spilled and every input and output streamed
-through DRAM: the weights, one state column (one word per channel), the input stream windows and one
-output column. If that exceeds a buffer, no schedule of the network fits on the hardware.
+through DRAM: two output-channel slices of the weights (`units.refetch_bits`; a 1 x 1 tile's input
+tiles are its stream windows), one state column (one word per channel), the input stream windows and
+one output column. If that exceeds a buffer, no schedule of the network fits on the hardware.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from stems.hardware.spec import Direction, Hardware
 from stems.schedule.model import INPUT, StateIO
 from stems.schedule.result import OPERANDS, Traffic
 from stems.schedule.unitcost import OnChip
-from stems.schedule.units import output_channels, read_range, sources_of
+from stems.schedule.units import output_channels, read_range, refetch_bits, sources_of
 from stems.workload.model import Workload
 
 
@@ -63,7 +64,7 @@ def smallest_footprints(workload: Workload, hw: Hardware, buffer: str | None = N
             need[pool] = need.get(pool, 0) + bits
 
         d = layer.dims
-        add(onchip.pool("W"), layer.weights * layer.precision.W)
+        add(onchip.pool("W"), refetch_bits(layer, 0)[0])
         if layer.stateful:
             assert layer.neuron is not None
             add(onchip.pool("V"), output_channels(layer) * layer.neuron.n_state * layer.precision.V)

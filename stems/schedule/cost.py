@@ -16,9 +16,11 @@ Summed, a column-tiled or layer-by-layer schedule reads each DRAM input once per
 row bands re-read their row halo.
 
 On-chip occupancy (per capacity pool, checked at every unit): resident weights and kept states from the
-layer's first unit to its last; re-fetched weights during each unit; stream windows (one column of a
-spilled state; one output column of a layer with no on-chip reader; the receptive field of one output
-column of each DRAM input) from the layer's first to its last unit in each time batch; and every
+layer's first unit to its last; during each unit of a re-fetching layer, two output-channel slices of
+its weights and its whole input tiles, or its whole weights, whichever holds less (`units.refetch_bits`;
+either way every weight is read once per unit); stream windows (one column of a spilled state; one
+output column of a layer with no on-chip reader; the receptive field of one output column of each DRAM
+input) from the layer's first to its last unit in each time batch; and every
 activation element read on chip from the unit that produces it to the last unit that reads it on chip
 (a recomputed tile: to the last reader in the same step). A schedule whose occupancy exceeds a buffer
 is infeasible: the report names the first unit and the largest tensors held there.
@@ -26,7 +28,8 @@ is infeasible: the report names the first unit and the largest tensors held ther
 Energy = units' on-chip and compute energy (`UnitCostFn`) + DRAM bits x DRAM pJ/bit + the buffer writes
 that receive DRAM reads and the buffer reads that feed DRAM writes. Latency = sum over units of
 max(compute cycles, that unit's DRAM bits / DRAM port bandwidth): a unit's transfers overlap its own
-compute (prefetch and write-back double-buffered), units do not overlap each other.
+compute (prefetch and write-back double-buffered; re-fetched weight slices arrive while the previous
+slice computes, the first slice's fetch not charged apart), units do not overlap each other.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from stems.schedule.bounds import compulsory_traffic
 from stems.schedule.model import EdgeHome, ModelChange, Schedule, StateIO, StatePolicy, WeightPolicy
 from stems.schedule.result import OPERANDS, Traffic, Violation
 from stems.schedule.unitcost import OnChip, TileShape, UnitCost, UnitCostFn, default_unit_cost
-from stems.schedule.units import Plan, Unit, build_plan, output_channels
+from stems.schedule.units import Plan, Unit, build_plan, output_channels, refetch_bits
 from stems.workload.model import Workload
 
 
@@ -65,6 +68,9 @@ class ScheduleCost:
     clock_hz: float
     n_units: int
     model_changes: tuple[ModelChange, ...] = field(default=())
+    buffer_bits: int = 0
+    """Peak on-chip working set (activations, stream windows, re-fetched weights), summed over the
+    pools: the on-chip memory beyond the stored tensors (resident weights and kept states)."""
 
     @property
     def feasible(self) -> bool:
@@ -276,8 +282,27 @@ def _window_bits(plan: Plan, schedule: Schedule, layer: str) -> dict[str, int]:
     return out
 
 
-def occupancy(plan: Plan, schedule: Schedule, onchip: OnChip) -> dict[str, np.ndarray]:
-    """On-chip bits held at each unit, per capacity pool."""
+def _beyond_windows(plan: Plan, layer: str) -> int:
+    """Bits the input tiles of a layer's largest unit hold beyond its stream windows, over all inputs."""
+    key = ("beyond", layer)
+    if key not in plan.cache:
+        us = plan.units_by_layer[layer]
+        out = 0
+        for src in plan.sources[layer]:
+            reads = [r for u in us for r in u.reads if r.source == src.name]
+            if reads:
+                area = max((r.rows[1] - r.rows[0]) * (r.cols[1] - r.cols[0]) for r in reads)
+                window = max(r.rows[1] - r.rows[0] for r in reads) * plan.read_span(layer, src.name)
+                out += max(0, area - window) * src.element_bits * us[0].timesteps
+        plan.cache[key] = out
+    return plan.cache[key]  # type: ignore[return-value]
+
+
+def occupancy(
+    plan: Plan, schedule: Schedule, onchip: OnChip, *, stored: bool = True
+) -> dict[str, np.ndarray]:
+    """On-chip bits held at each unit, per capacity pool; `stored=False` leaves out resident weights and
+    kept states (the working set: `ScheduleCost.buffer_bits`)."""
     n = len(plan.units)
     ar = _arrays(plan)
     deltas: dict[str, np.ndarray] = {}
@@ -293,15 +318,18 @@ def occupancy(plan: Plan, schedule: Schedule, onchip: OnChip) -> dict[str, np.nd
         idx = ar.idx[name]
         first, last = int(idx[0]), int(idx[-1])
         if lay.weights:
-            w = lay.weights * lay.precision.W
             dw = delta("W")
-            if schedule.weights_of(name) is WeightPolicy.RESIDENT:
+            if schedule.weights_of(name) is not WeightPolicy.RESIDENT:
+                wb, ab = refetch_bits(lay, _beyond_windows(plan, name))
+                dw[idx] += wb
+                dw[idx + 1] -= wb
+                delta("A")[idx] += ab
+                delta("A")[idx + 1] -= ab
+            elif stored:
+                w = lay.weights * lay.precision.W
                 dw[first] += w
                 dw[last + 1] -= w
-            else:
-                dw[idx] += w
-                dw[idx + 1] -= w
-        if lay.stateful and schedule.state_of(name) is StatePolicy.KEEP:
+        if stored and lay.stateful and schedule.state_of(name) is StatePolicy.KEEP:
             dv = delta("V")
             dv[first] += lay.state_bits
             dv[last + 1] -= lay.state_bits
@@ -337,10 +365,17 @@ def held_at(plan: Plan, schedule: Schedule, onchip: OnChip, unit: int, pool: str
         lay = plan.layer(name)
         idx = ar.idx[name]
         first, last = int(idx[0]), int(idx[-1])
-        if lay.weights and onchip.pool("W") == pool:
-            resident = schedule.weights_of(name) is WeightPolicy.RESIDENT
-            if (resident and first <= unit <= last) or (not resident and unit in set(idx.tolist())):
-                items[f"weights of {name}"] += lay.weights * lay.precision.W
+        if lay.weights:
+            whole = lay.weights * lay.precision.W
+            if schedule.weights_of(name) is WeightPolicy.RESIDENT:
+                if onchip.pool("W") == pool and first <= unit <= last:
+                    items[f"weights of {name}"] += whole
+            elif unit in set(idx.tolist()):
+                wb, ab = refetch_bits(lay, _beyond_windows(plan, name))
+                if onchip.pool("W") == pool:
+                    items[f"weight slices of {name}" if wb < whole else f"weights of {name}"] += wb
+                if onchip.pool("A") == pool and ab:
+                    items[f"input tiles of {name}"] += ab
         kept = lay.stateful and schedule.state_of(name) is StatePolicy.KEEP
         if kept and onchip.pool("V") == pool and first <= unit <= last:
             items[f"state of {name}"] += lay.state_bits
@@ -488,6 +523,7 @@ def evaluate(
         clock_hz=hw.clock_hz,
         n_units=len(plan.units),
         model_changes=schedule.model_changes(workload),
+        buffer_bits=sum(int(a.max()) for a in occupancy(plan, schedule, onchip, stored=False).values()),
     )
 
 

@@ -24,7 +24,12 @@ Per stateful layer (``state``): ``keep`` (on chip from the layer's first unit to
 stateless: a model change that needs retraining, reported with the state bits it saves).
 
 Per weighted layer (``weights``): ``resident`` (fetched once, on chip from the layer's first unit to its
-last) or ``refetch`` (fetched by every unit of the layer, i.e. per time batch and per tile).
+last) or ``refetch`` (fetched by every unit of the layer, i.e. per time batch and per tile; every weight
+read once per unit). A re-fetching unit streams its weights through in slices of one output channel
+(that channel's C x FY x FX weights in its group plus its recurrent row), each used for every position
+and timestep of the unit: the buffer holds two slices (the next arrives while one computes) and the
+unit's whole input tiles, which the slices all read. When that is more than the whole tensor, the unit
+holds the whole tensor instead and its inputs stream through their windows (`units.refetch_bits`).
 
 Per edge producer -> consumer (``edges``): ``onchip`` (the consumer reads the producer's tile from the
 buffer, which keeps every element until its last on-chip reader has run) or ``dram`` (the producer writes

@@ -4,8 +4,10 @@ Deliberately simple and independent of `stems.schedule.cost` (it shares only the
 result containers): the buffer holds named allocations (weights, states, stream windows, recomputed
 tiles) and, per producing layer, a presence mask over (timestep, row, column) of the activation elements
 on chip; reference counts, taken by a first pass over the units, say when an element's last on-chip
-reader has run. Each unit allocates what it needs, checks that every element it reads is really there
-(on chip, or already written to DRAM), produces its output, checks capacity, writes back and frees.
+reader has run. Each unit allocates what it needs (a re-fetching layer: two output-channel slices of
+its weights and its whole input tiles, or all its weights, whichever is less), checks that every element
+it reads is really there (on chip, or already written to DRAM), produces its output, checks capacity,
+writes back and frees.
 A missing element raises `ReplayError` (a schedule the units cannot execute: a bug, never a cost).
 """
 
@@ -129,6 +131,7 @@ def replay(
     last_b: dict[tuple[str, int], int] = {}
     max_rows: dict[str, int] = defaultdict(int)
     max_read_rows: dict[tuple[str, str], int] = defaultdict(int)
+    max_read_area: dict[tuple[str, str], int] = defaultdict(int)
     refs: dict[str, np.ndarray] = {}
     tile_readers: dict[tuple[str, int, tuple[int, int]], int] = defaultdict(int)
     for layer in wl:
@@ -143,6 +146,9 @@ def replay(
         for rd in u.reads:
             max_read_rows[(u.layer, rd.source)] = max(
                 max_read_rows[(u.layer, rd.source)], rd.rows[1] - rd.rows[0]
+            )
+            max_read_area[(u.layer, rd.source)] = max(
+                max_read_area[(u.layer, rd.source)], (rd.rows[1] - rd.rows[0]) * (rd.cols[1] - rd.cols[0])
             )
             if onchip_edge(rd.source, u.layer):
                 if rd.source in plan.recompute:
@@ -193,7 +199,18 @@ def replay(
                     buf.alloc(f"weights of {name}", pool_w, wbits)
                     moved[("W", Direction.TO_LOW)] += wbits
             else:
-                buf.alloc(f"weights of {name} (unit {u.index})", pool_w, wbits)
+                # slice by slice (the one computing, the next arriving; the input tiles stay whole) or
+                # the whole tensor (the inputs stream through their windows), whichever holds less
+                slices = 2 * wbits // (d.G * d.K)
+                beyond = 0
+                for s in plan.sources[name]:
+                    window = max_read_rows[(name, s.name)] * plan.read_span(name, s.name)
+                    beyond += max(0, max_read_area[(name, s.name)] - window) * s.element_bits * tb
+                if slices + beyond < wbits:
+                    buf.alloc(f"weight slices of {name} (unit {u.index})", pool_w, slices)
+                    buf.alloc(f"input tiles of {name} (unit {u.index})", pool_a, beyond)
+                else:
+                    buf.alloc(f"weights of {name} (unit {u.index})", pool_w, wbits)
                 moved[("W", Direction.TO_LOW)] += wbits
         # state
         state_words = 0
@@ -313,7 +330,8 @@ def replay(
                 buf.drop_unreferenced(name, region, refs[name])
         if layer.weights:
             if schedule.weights_of(name) is WeightPolicy.REFETCH:
-                buf.free(f"weights of {name} (unit {u.index})")
+                for what in ("weight slices", "input tiles", "weights"):
+                    buf.free(f"{what} of {name} (unit {u.index})")
             elif u.index == last[name]:
                 buf.free(f"weights of {name}")
         if u.index == last_b[(name, u.batch)]:

@@ -13,14 +13,15 @@ crosses batches:
 * latency per layer: sum over units of max(compute, DRAM port cycles), for every combination of the
   layer's own decisions (refetch, state, written to DRAM, which inputs come from DRAM), the first batch
   carrying the resident/kept loads and the last the kept store.
-* occupancy: a row of coefficients over literal items (weights resident/refetched, state kept/spilled,
-  each producer's on-chip reader set, stream windows) per unit class (units holding the same items) and
-  batch kind: kept tensors are live between batches, activations crossing segments grow (producer side)
-  or shrink (reader side) by one batch per batch, so the first, second, second-to-last and last batch
-  bound the others. Producers crossing the segment's boundary are split into cases (their reader set),
-  which fixes the bits they hold (a per-row constant); rows whose most is at most another row's least
-  in every case are dropped here, rows some other row bounds under every decision when a segment is
-  solved (`search_local.implied`).
+* occupancy: a row of coefficients over literal items (weights resident, or refetched: during the
+  layer's units two output-channel slices and the input tiles, or all weights, `units.refetch_bits`;
+  state kept/spilled, each producer's on-chip reader set, stream windows) per unit class (units holding
+  the same items) and batch kind: kept tensors are live between batches, activations crossing segments
+  grow (producer side) or shrink (reader side) by one batch per batch, so the first, second,
+  second-to-last and last batch bound the others. Producers crossing the segment's boundary are split
+  into cases (their reader set), which fixes the bits they hold (a per-row constant); rows whose most is
+  at most another row's least in every case are dropped here, rows some other row bounds under every
+  decision when a segment is solved (`search_local.implied`).
 """
 
 from __future__ import annotations
@@ -44,12 +45,20 @@ from stems.schedule.search_space import (
     stages_of,
 )
 from stems.schedule.unitcost import OnChip, TileShape, UnitCostFn
-from stems.schedule.units import Plan, Unit, _mode, build_plan, output_channels, read_range
+from stems.schedule.units import (
+    Plan,
+    Unit,
+    _mode,
+    build_plan,
+    output_channels,
+    read_range,
+    refetch_bits,
+)
 from stems.workload.model import Layer, Workload
 
 STATE_OPTIONS = ("keep", "spill", "remove")
 
-Item = tuple  # ("Wres", L) ("Wref", L) ("Vkeep", L) ("Vspill", L) ("A", P, readers) ("Aout", L) ("Ain", L, P) ("1",)
+Item = tuple  # ("Wres", L) ("Wref", L) ("Wtile", L) ("Vkeep", L) ("Vspill", L) ("A", P, readers) ("Aout", L) ("Ain", L, P) ("1",)
 
 
 @dataclass
@@ -62,6 +71,7 @@ class _LayerUnits:
     maxrows: int
     new_bits: dict[str, np.ndarray]  # per source: bits newly read per timestep per unit (DRAM stream)
     read_rows: dict[str, int]  # per source: largest read height (the stream window's rows)
+    read_area: dict[str, int]  # per source: largest read region (the input tile)
     span: dict[str, int]
     sig: tuple = ()  # everything the layer's tables depend on
 
@@ -224,12 +234,13 @@ def _spatial(
             keys.append((u.rows[1] - u.rows[0], u.cols[1] - u.cols[0], in_bits))
         new_bits: dict[str, np.ndarray] = {}
         read_rows: dict[str, int] = {}
+        read_area: dict[str, int] = {}
         span: dict[str, int] = {}
         for s in plan.sources[n]:
             sp = plan.read_span(n, s.name)
             eb = s.element_bits
             new = np.zeros(len(us), np.int64)
-            rows = 0
+            rows = area_max = 0
             prev = None
             for k, u in enumerate(us):  # as `cost._read_arrays`, within one batch
                 rd = next((r for r in u.reads if r.source == s.name), None)
@@ -246,9 +257,11 @@ def _spatial(
                     carried = nr * max(0, hi - lo)
                 new[k] = (area - carried) * eb
                 rows = max(rows, nr)
+                area_max = max(area_max, area)
                 prev = (u, rd.cols)
             new_bits[s.name] = new
             read_rows[s.name] = rows
+            read_area[s.name] = area_max
             span[s.name] = sp
         layers[n] = _LayerUnits(
             idx=np.fromiter((local[u.index] for u in us), np.int64, len(us)),
@@ -257,6 +270,7 @@ def _spatial(
             maxrows=max(u.rows[1] - u.rows[0] for u in us),
             new_bits=new_bits,
             read_rows=read_rows,
+            read_area=read_area,
             span=span,
             sig=(tuple(keys), tuple((k, v.tobytes()) for k, v in sorted(new_bits.items()))),
         )
@@ -811,10 +825,21 @@ def _rows(ctx: _RowContext, sp: _Spatial, tb: int, nb: int, inside: list[str]) -
         lu = sp.layers[n]
         lay = ctx.layer[n]
         span = st.kf[n] * st.kl[n]
+        eb = {
+            s: lay.dims.B * lay.dims.G * lay.dims.C * lay.precision.I
+            if s == INPUT
+            else output_channels(ctx.layer[s]) * ctx.layer[s].precision.O_final
+            for s in lu.read_rows
+        }
         if lay.weights:
             w = lay.weights * lay.precision.W
             add(("Wres", n), "W", [kept(n, b) * w for b in variants])
-            add(("Wref", n), "W", [st.own[n] * w for _ in variants])
+            beyond = sum(
+                max(0, lu.read_area[s] - rows * lu.span[s]) * eb[s] * tb for s, rows in lu.read_rows.items()
+            )
+            wb, ab = refetch_bits(lay, beyond)
+            add(("Wref", n), "W", [st.own[n] * wb for _ in variants])
+            add(("Wtile", n), "A", [st.own[n] * ab for _ in variants])
         ch = output_channels(lay)
         if lay.stateful:
             assert lay.neuron is not None
@@ -824,12 +849,7 @@ def _rows(ctx: _RowContext, sp: _Spatial, tb: int, nb: int, inside: list[str]) -
         out_win = span * (lu.maxrows * ch * lay.precision.O_final * tb)
         add(("1",) if not ctx.consumers[n] else ("Aout", n), "A", [out_win for _ in variants])
         for s, rows in lu.read_rows.items():
-            if s == INPUT:
-                eb = lay.dims.B * lay.dims.G * lay.dims.C * lay.precision.I
-            else:
-                src = ctx.layer[s]
-                eb = output_channels(src) * src.precision.O_final
-            win = span * (rows * lu.span[s] * eb * tb)
+            win = span * (rows * lu.span[s] * eb[s] * tb)
             add(("1",) if s == INPUT else ("Ain", n, s), "A", [win for _ in variants])
     for (p, R), held in st.internal.items():
         lp = ctx.layer[p]
@@ -928,7 +948,7 @@ def _groups(
     keys: dict[tuple, None] = {}
     for it in items:
         kind = it[0]
-        if kind in ("Wres", "Wref"):
+        if kind in ("Wres", "Wref", "Wtile"):
             keys[("W", it[1])] = None
         elif kind in ("Vkeep", "Vspill"):
             keys[("V", it[1])] = None
@@ -940,7 +960,9 @@ def _groups(
     for key in keys:
         kind, n = key
         if kind == "W":
-            options = [[where[i]] if i in where else [] for i in (("Wres", n), ("Wref", n))]
+            options = [
+                [where[i] for i in its if i in where] for its in ((("Wres", n),), (("Wref", n), ("Wtile", n)))
+            ]
         elif kind == "V":
             options = [[where[i]] if i in where else [] for i in (("Vkeep", n), ("Vspill", n))]
             if allow_removal:
@@ -983,7 +1005,7 @@ def _maybe_max(const: np.ndarray, ov: np.ndarray, starts: list[int]) -> np.ndarr
 
 
 def _item_key(pos: dict[str, int]):
-    order = {"1": 0, "Wres": 1, "Wref": 2, "Vkeep": 3, "Vspill": 4, "Aout": 5, "Ain": 6, "A": 7}
+    order = {"1": 0, "Wres": 1, "Wref": 2, "Wtile": 3, "Vkeep": 4, "Vspill": 5, "Aout": 6, "Ain": 7, "A": 8}
 
     def key(item: Item) -> tuple:
         kind = item[0]

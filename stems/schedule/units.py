@@ -65,6 +65,20 @@ def output_channels(layer: Layer) -> int:
     return d.B * d.G * d.K
 
 
+def refetch_bits(layer: Layer, beyond_windows: int) -> tuple[int, int]:
+    """(weight bits, input bits) a re-fetching layer holds during a unit, beyond its stream windows, in
+    the cheaper of two orders that both read every weight once per unit. Slice by slice: the weights
+    stream through in slices of one output channel (its C x FY x FX weights in its group, plus its
+    recurrent row), two at a time so the next arrives while one computes, each slice used for all the
+    unit's positions and timesteps, so the unit's input tiles stay whole: `beyond_windows` bits more
+    than the windows (counted for every input: one read on chip is held anyway, an over-count that
+    keeps the choice independent of the edges). Column by column: the whole tensor; inputs stream."""
+    d = layer.dims
+    whole = layer.weights * layer.precision.W
+    two = 2 * (d.C * d.FY * d.FX + layer.recurrent_c) * layer.precision.W
+    return (two, beyond_windows) if two + beyond_windows < whole else (whole, 0)
+
+
 def input_shape(layer: Layer) -> tuple[int, int]:
     """Spatial shape of a layer's network input (it has no producer)."""
     d = layer.dims
