@@ -212,15 +212,19 @@ search_options = [
         "sweeps",
         multiple=True,
         metavar="KEY=V1,V2,...",
-        help="Explore every value of a hardware key or of timesteps, e.g. --sweep global_buffer.size=128KiB,1MiB "
-        "(repeatable: the product is explored).",
+        help="Explore every value of a hardware key, of timesteps, or of a network knob given as an annotations "
+        "path (defaults.weight_bits, blocks.3.neuron, layers.NAME.state_bits), e.g. --sweep "
+        "global_buffer.size=128KiB,1MiB (repeatable: the product is explored). precision_budget.W=uniform,1,4 "
+        "allocates per-layer weight bits (or V, O_final) from the annotations' sensitivity scores within F x "
+        "the perturbation of uniform 8 bits.",
     ),
     click.option(
         "--objective",
         "objectives",
         multiple=True,
-        type=click.Choice(OBJECTIVE_NAMES),
-        help="Objective to minimise and to span the Pareto front with (repeatable; default: all four).",
+        type=click.Choice([*OBJECTIVE_NAMES, "accuracy"]),
+        help="Objective to minimise and to span the Pareto front with (repeatable; default: all four); "
+        "accuracy (with --accuracy) is maximised.",
     ),
     click.option(
         "--time-limit",
@@ -254,6 +258,14 @@ search_options = [
         is_flag=True,
         help="Let the search make stateful layers stateless (a model change that needs retraining).",
     ),
+    click.option(
+        "--unit-cost",
+        type=click.Choice(["default", "intra"]),
+        default="default",
+        show_default=True,
+        help="Price each unit inside the chip with one buffer access per element (default) or with the "
+        "unit's least-energy intra-layer mapping (intra: slower, more faithful).",
+    ),
 ]
 
 
@@ -268,6 +280,7 @@ def with_options(options: list[Any]) -> Callable[[Callable[..., Any]], Callable[
 
 def _explore_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     from stems.hardware import DEFAULT_HARDWARE
+    from stems.results.mapping_file import UNIT_COSTS
 
     return {
         "hw": kw["hw"] or DEFAULT_HARDWARE,
@@ -282,6 +295,9 @@ def _explore_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
         "seed": kw["seed"],
         "pareto_steps": kw["pareto_steps"],
         "allow_state_removal": kw["allow_state_removal"],
+        "unit_cost": UNIT_COSTS[kw["unit_cost"]],
+        "activity": kw.get("activity"),
+        "accuracy": kw.get("accuracy"),
     }
 
 
@@ -301,6 +317,18 @@ def _default_out(model: str, hw_name: str) -> str:
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @click.option(
     "--no-plots", is_flag=True, help="Skip the plots and report.html (tables, mappings, summary only)."
+)
+@click.option(
+    "--activity",
+    type=click.Path(dir_okay=False),
+    help="A .npz of recorded spike tensors per layer (keys: layer names or neuron module paths): their "
+    "spike rates replace the annotated ones.",
+)
+@click.option(
+    "--accuracy",
+    type=click.Path(dir_okay=False),
+    help="A CSV of measured accuracy: a column per knob (named as its --sweep key, or timesteps) and "
+    "accuracy; joined onto the points.",
 )
 @click.option(
     "--intra",

@@ -21,17 +21,25 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stems.errors import StemsInputError
+from stems.errors import StemsInputError, did_you_mean
 from stems.hardware import DEFAULT_HARDWARE, Hardware, load_hardware
+from stems.results.accuracy import join_accuracy, read_accuracy
 from stems.results.inputs import HardwareRef, ModelRef, versions
 from stems.results.mapping_file import mapping_document, plain
-from stems.results.metrics import METRICS, OBJECTIVES, metrics_of, point_details, schedule_summary
+from stems.results.metrics import (
+    METRICS,
+    OBJECTIVES,
+    metrics_of,
+    network_columns,
+    point_details,
+    schedule_summary,
+)
 from stems.results.points import (
     PAPER_BASELINE,
     best_row,
@@ -49,8 +57,19 @@ from stems.schedule.cost import ScheduleCost
 from stems.schedule.model import Schedule
 from stems.schedule.result import OPERANDS
 from stems.schedule.unitcost import UnitCostFn, default_unit_cost
+from stems.search.precision import BUDGET_KEY, budget_knob, layer_sensitivities
+from stems.search.precision import OPERANDS as PRECISION_OPERANDS
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.workload import Workload, load_workload
+from stems.workload.activity import activity_rates
+from stems.workload.knobs import (
+    NETWORK_SECTIONS,
+    apply_knobs,
+    is_network_key,
+    merge_docs,
+    network_path,
+    overlay_doc,
+)
 
 __all__ = [
     "BASELINES",
@@ -68,6 +87,19 @@ __all__ = [
 
 SearchFn = Callable[..., Any]
 """`stems.schedule.search.search_schedules` or anything with its signature (tests pass a fake)."""
+
+
+def _sweep_error(err: StemsInputError) -> StemsInputError:
+    """A sweep's hardware key error, named as the sweep, with the network keys among the suggestions."""
+    where = (err.where or "").replace("--set", "--sweep")
+    message = err.message
+    if message.startswith("unknown key") and "did you mean" not in message:
+        first = where.removeprefix("--sweep ").split(".")[0]
+        message += did_you_mean(first, ["timesteps", *NETWORK_SECTIONS]) or (
+            "; sweep a hardware key, timesteps, or an annotations path "
+            "(defaults.KEY, blocks.NAME.KEY, layers.NAME.KEY)"
+        )
+    return StemsInputError(message, path=err.path, where=where or None)
 
 
 def default_search() -> SearchFn:
@@ -127,6 +159,13 @@ def parse_sweeps(items: Sequence[str] | Mapping[str, Sequence[Any]]) -> dict[str
             raise StemsInputError("empty value in the list", where=where)
         if len(set(values)) != len(values):
             raise StemsInputError(f"a value is listed twice: {', '.join(values)}", where=where)
+        if is_network_key(key):
+            network_path(key)  # the key's shape; its values are checked as annotations
+        if key.startswith(f"{BUDGET_KEY}.") and key.partition(".")[2] not in PRECISION_OPERANDS:
+            raise StemsInputError(
+                f"expected {BUDGET_KEY}.OPERAND with OPERAND one of {', '.join(PRECISION_OPERANDS)}",
+                where=where,
+            )
         if key == "timesteps":
             for v in values:
                 if not re.fullmatch(r"[1-9][0-9]*", v):
@@ -137,16 +176,22 @@ def parse_sweeps(items: Sequence[str] | Mapping[str, Sequence[Any]]) -> dict[str
 
 @dataclass(frozen=True)
 class SweepValue:
-    """One combination of sweep values: hardware overrides and, if swept, T."""
+    """One combination of sweep values: hardware overrides, if swept T, and the network knobs (an
+    annotations overlay, `stems.workload.knobs`)."""
 
     index: int
     values: dict[str, str]
     hw_overrides: tuple[str, ...]
     timesteps: int | None
+    knobs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return sweep_label(self.values)
+
+
+def _is_hardware_key(key: str) -> bool:
+    return key != "timesteps" and not is_network_key(key) and not key.startswith(f"{BUDGET_KEY}.")
 
 
 def sweep_values(sweep: Mapping[str, Sequence[str]]) -> list[SweepValue]:
@@ -156,8 +201,8 @@ def sweep_values(sweep: Mapping[str, Sequence[str]]) -> list[SweepValue]:
     for i, combo in enumerate(itertools.product(*(sweep[k] for k in keys))):
         values = dict(zip(keys, combo, strict=True))
         t = values.get("timesteps")
-        hw = tuple(f"{k}={v}" for k, v in values.items() if k != "timesteps")
-        out.append(SweepValue(i, values, hw, int(t) if t is not None else None))
+        hw = tuple(f"{k}={v}" for k, v in values.items() if _is_hardware_key(k))
+        out.append(SweepValue(i, values, hw, int(t) if t is not None else None, overlay_doc(values)))
     return out
 
 
@@ -204,6 +249,7 @@ class _Run:
     wall_s: float = 0.0
     stopped: str = "not run"
     candidates: list[_Candidate] = field(default_factory=list)
+    precision: dict[str, Any] | None = None  # the precision allocation of a precision_budget sweep value
 
 
 def _status(solve: SolveResult | None, cost: ScheduleCost) -> str:
@@ -286,6 +332,8 @@ def explore(
     allow_state_removal: bool = False,
     buffer: str | None = None,
     unit_cost: UnitCostFn = default_unit_cost,
+    activity: str | Path | None = None,
+    accuracy: str | Path | pd.DataFrame | None = None,
     progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
     search: SearchFn | None = None,
@@ -294,15 +342,19 @@ def explore(
     """Map `model` onto hardware `hw` (a shipped name, a YAML path or `zigzag:PATH`) for every sweep value.
 
     `overrides` are `--set KEY=VALUE`s applied to every sweep value; `sweep` maps keys (any hardware key,
-    or `timesteps`) to values, e.g. `{"global_buffer.size": ["256KiB", "1MiB"]}` or
+    `timesteps`, or a network knob as an annotations path: `defaults.weight_bits`, `blocks.3.neuron`,
+    `layers.NAME.state_bits`) to values, e.g. `{"global_buffer.size": ["256KiB", "1MiB"]}` or
     `["global_buffer.size=256KiB,1MiB"]`. `objectives` are minimised by the search and span the Pareto
-    front. `time_limit_s`, `workers` and `seed` go to every CP-SAT solve. Bad input raises
-    StemsInputError before anything is searched.
+    front (`accuracy`, with an `accuracy` table, is maximised on it). `activity` is a `.npz` of recorded
+    spike tensors per layer whose rates replace the annotated ones; `accuracy` a CSV of measured accuracy
+    per knob setting (`stems.results.accuracy`). `time_limit_s`, `workers` and `seed` go to every CP-SAT
+    solve. Bad input raises StemsInputError before anything is searched.
 
     `layer_mapper(layer, hw)` (e.g. `intra_mapper(options)`, the intra-layer search) maps each conv and
     dense layer of every Pareto point; the result goes into the mapping files' `intra` section.
     """
-    objectives = check_objectives(objectives)
+    objectives = check_objectives(objectives, accuracy is not None)
+    table = read_accuracy(accuracy) if accuracy is not None else None
     sweeps = parse_sweeps(sweep)
     values = sweep_values(sweeps)
     try:
@@ -317,15 +369,25 @@ def explore(
         )
     model_ref = ModelRef.of(base, annotations=annotations, allow_unknown_ops=allow_unknown_ops)
     base_hw = load_hardware(hw, tuple(overrides))
+    rates = activity_rates(base, activity) if activity is not None else {}
+    base = apply_knobs(base, rates, str(activity))
+    model_ref = model_ref.with_knobs(rates)
     runs = []
-    for sv in values:  # every hardware is loaded (and checked) before anything is searched
+    for sv in values:  # every hardware and network is built (and checked) before anything is searched
         try:
             hw_i = load_hardware(hw, (*overrides, *sv.hw_overrides)) if sv.hw_overrides else base_hw
         except StemsInputError as err:
-            where = (err.where or "").replace("--set", "--sweep")
-            raise StemsInputError(err.message, path=err.path, where=where or None) from None
-        w_i = base.with_timesteps(sv.timesteps) if sv.timesteps else base
-        runs.append(_Run(sv, w_i, hw_i))
+            raise _sweep_error(err) from None
+        w_i = apply_knobs(base, sv.knobs)
+        w_i = w_i.with_timesteps(sv.timesteps) if sv.timesteps else w_i
+        precision = None
+        for key, value in sv.values.items():
+            if key.startswith(f"{BUDGET_KEY}."):
+                scores = layer_sensitivities(w_i, annotations) if annotations is not None else {}
+                overlay, precision = budget_knob(w_i, scores, key.partition(".")[2], value, options)
+                w_i = apply_knobs(w_i, overlay, key)
+                sv = replace(sv, knobs=merge_docs(sv.knobs, overlay))
+        runs.append(_Run(sv, w_i, hw_i, precision=precision))
     if buffer is not None:
         from stems.schedule.unitcost import OnChip
 
@@ -341,7 +403,7 @@ def explore(
 
     interrupted = False
     kwargs = {
-        "objectives": objectives,
+        "objectives": tuple(o for o in objectives if o in OBJECTIVES),
         "pareto_steps": pareto_steps,
         "allow_state_removal": allow_state_removal,
         "unit_cost": unit_cost,
@@ -401,18 +463,22 @@ def explore(
     wall = time.perf_counter() - started
     ex = _gather(
         runs=[r for r in runs if r.bound is not None],
+        base=base,
+        accuracy=table,
         planned=runs,
         sweeps=sweeps,
-        objectives=objectives,
-        model_ref=model_ref,
-        hw_ref=hw,
-        base_hw=base_hw,
-        overrides=tuple(overrides),
-        options=options,
-        pareto_steps=pareto_steps,
-        allow_state_removal=allow_state_removal,
-        buffer=buffer,
-        unit_cost=unit_cost,
+        settings=_Settings(
+            objectives=objectives,
+            model_ref=model_ref,
+            hw_ref=hw,
+            base_hw=base_hw,
+            overrides=tuple(overrides),
+            options=options,
+            pareto_steps=pareto_steps,
+            allow_state_removal=allow_state_removal,
+            buffer=buffer,
+            unit_cost=unit_cost,
+        ),
         interrupted=interrupted,
         wall=wall,
         say=say,
@@ -457,21 +523,30 @@ def _unit_cost_name(fn: UnitCostFn) -> str:
     return next((k for k, v in UNIT_COSTS.items() if v is fn), getattr(fn, "__name__", "custom"))
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What the caller chose for the whole exploration (recorded in the summary and every mapping file)."""
+
+    objectives: tuple[str, ...]
+    model_ref: ModelRef
+    hw_ref: str
+    base_hw: Hardware
+    overrides: tuple[str, ...]
+    options: SolveOptions
+    pareto_steps: int
+    allow_state_removal: bool
+    buffer: str | None
+    unit_cost: UnitCostFn
+
+
 def _gather(
     *,
     runs: list[_Run],
+    base: Workload,
+    accuracy: pd.DataFrame | None,
     planned: list[_Run],
     sweeps: dict[str, list[str]],
-    objectives: tuple[str, ...],
-    model_ref: ModelRef,
-    hw_ref: str,
-    base_hw: Hardware,
-    overrides: tuple[str, ...],
-    options: SolveOptions,
-    pareto_steps: int,
-    allow_state_removal: bool,
-    buffer: str | None,
-    unit_cost: UnitCostFn,
+    settings: _Settings,
     interrupted: bool,
     wall: float,
     say: Callable[..., None],
@@ -491,6 +566,7 @@ def _gather(
                     "source": c.source,
                     "label": c.label,
                     "schedule": schedule_summary(c.schedule, run.workload),
+                    **network_columns(base, run.workload, c.cost),
                     **metrics_of(run.workload, c.schedule, c.cost),
                     "status": _status(solve, c.cost),
                     "gap": float("nan") if gap is None else gap,
@@ -498,8 +574,18 @@ def _gather(
                 }
             )
             owners.append((run, c))
-    points = mark_pareto(points_frame(rows, keys), objectives, keys, allow_state_removal=allow_state_removal)
-    unit_cost_name = _unit_cost_name(unit_cost)
+    points = points_frame(rows, keys)
+    if accuracy is not None:
+        points = join_accuracy(points, accuracy, [run.workload.timesteps for run, _ in owners])
+    front_keys = (
+        [k for k in keys if not is_network_key(k) and k != "timesteps"]
+        if "accuracy" in settings.objectives
+        else keys
+    )
+    points = mark_pareto(
+        points, settings.objectives, front_keys, allow_state_removal=settings.allow_state_removal
+    )
+    unit_cost_name = _unit_cost_name(settings.unit_cost)
     mappings: dict[str, dict[str, Any]] = {}
     layer_rows: list[pd.DataFrame] = []
     breakdown_rows: list[pd.DataFrame] = []
@@ -512,8 +598,8 @@ def _gather(
                 label=c.label,
                 source=c.source,
                 sweep=run.sv.values,
-                model=model_ref.with_timesteps(run.workload.timesteps),
-                hardware=HardwareRef.of(hw_ref, run.hw, buffer),
+                model=settings.model_ref.with_timesteps(run.workload.timesteps).with_knobs(run.sv.knobs),
+                hardware=HardwareRef.of(settings.hw_ref, run.hw, settings.buffer),
                 workload=run.workload,
                 schedule=c.schedule,
                 cost=c.cost,
@@ -530,7 +616,9 @@ def _gather(
                 say(run, "energy per layer and per level of the Pareto points and the baselines")
             if not (points.at[i, "pareto"] or c.source == "baseline"):
                 continue
-            d = point_details(run.workload, c.schedule, c.cost, run.hw, unit_cost=unit_cost, buffer=buffer)
+            d = point_details(
+                run.workload, c.schedule, c.cost, run.hw, unit_cost=settings.unit_cost, buffer=settings.buffer
+            )
             ident = {"id": points.at[i, "id"], **run.sv.values}
             layer_rows.append(d.layers.assign(**ident)[[*ident, *d.layers.columns]])
             breakdown_rows.append(d.breakdown.assign(**ident)[[*ident, *d.breakdown.columns]])
@@ -552,16 +640,7 @@ def _gather(
         runs=runs,
         planned=planned,
         sweeps=sweeps,
-        objectives=objectives,
-        model_ref=model_ref,
-        hw_ref=hw_ref,
-        base_hw=base_hw,
-        overrides=overrides,
-        options=options,
-        pareto_steps=pareto_steps,
-        allow_state_removal=allow_state_removal,
-        buffer=buffer,
-        unit_cost=unit_cost_name,
+        settings=settings,
         interrupted=interrupted,
         wall=wall,
         details_done=details_done,
@@ -592,16 +671,7 @@ def _summary(
     runs: list[_Run],
     planned: list[_Run],
     sweeps: dict[str, list[str]],
-    objectives: tuple[str, ...],
-    model_ref: ModelRef,
-    hw_ref: str,
-    base_hw: Hardware,
-    overrides: tuple[str, ...],
-    options: SolveOptions,
-    pareto_steps: int,
-    allow_state_removal: bool,
-    buffer: str | None,
-    unit_cost: str,
+    settings: _Settings,
     interrupted: bool,
     wall: float,
     details_done: bool,
@@ -627,6 +697,7 @@ def _summary(
                 "status": status,
                 "gap": gap,
                 "points": sum(c.source == "search" for c in run.candidates),
+                **({"precision": run.precision} if run.precision else {}),
                 "infeasible_reason": getattr(run.outcome, "infeasible_reason", None),
             }
         )
@@ -646,24 +717,24 @@ def _summary(
         {
             "stems_summary": SUMMARY_VERSION,
             "inputs": {
-                "model": model_ref.to_dict(),
+                "model": settings.model_ref.to_dict(),
                 "hardware": {
-                    "ref": HardwareRef.of(hw_ref, base_hw).ref,
-                    "name": base_hw.name,
-                    "sha256": base_hw.sha256,
-                    "overrides": list(overrides),
-                    "description": base_hw.description,
+                    "ref": HardwareRef.of(settings.hw_ref, settings.base_hw).ref,
+                    "name": settings.base_hw.name,
+                    "sha256": settings.base_hw.sha256,
+                    "overrides": list(settings.overrides),
+                    "description": settings.base_hw.description,
                 },
                 "options": {
-                    "objectives": list(objectives),
+                    "objectives": list(settings.objectives),
                     "sweep": sweeps,
-                    "time_limit_s": options.time_limit_s,
-                    "workers": options.workers,
-                    "seed": options.seed,
-                    "pareto_steps": pareto_steps,
-                    "allow_state_removal": allow_state_removal,
-                    "buffer": buffer,
-                    "unit_cost": unit_cost,
+                    "time_limit_s": settings.options.time_limit_s,
+                    "workers": settings.options.workers,
+                    "seed": settings.options.seed,
+                    "pareto_steps": settings.pareto_steps,
+                    "allow_state_removal": settings.allow_state_removal,
+                    "buffer": settings.buffer,
+                    "unit_cost": _unit_cost_name(settings.unit_cost),
                 },
             },
             "versions": versions(),
@@ -671,10 +742,10 @@ def _summary(
                 "what": (
                     "inter-layer schedules (segments, time batching, fused tiles, state, weight and "
                     "activation residency) per sweep value, each objective's optimum and "
-                    f"{pareto_steps} steps along the front; the named baselines and the compulsory bound beside"
+                    f"{settings.pareto_steps} steps along the front; the named baselines and the compulsory bound beside"
                 ),
                 "space": spaces[0] if len(set(spaces)) == 1 else spaces,
-                "objectives": list(objectives),
+                "objectives": list(settings.objectives),
                 "wall_s": wall,
                 "stopped": why,
                 "interrupted": interrupted,

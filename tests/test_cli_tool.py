@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -452,3 +453,22 @@ def test_explore_intra_fills_the_intra_section_and_round_trips(files: Path) -> N
     entry = docs[0]["intra"]["blocks.0.c1"]
     assert set(entry["mapping"]) == {"spatial", "temporal", "cuts"} and entry["cost"]["valid"]
     assert "round trip: " in run("evaluate", out, "--check").stdout
+
+
+def test_unit_cost_intra_reaches_the_search_and_round_trips(files: Path, search_calls: list[dict]) -> None:
+    """--unit-cost intra prices units with their intra-layer mappings: the search gets that function, the
+    mapping files name it, and `stems evaluate --check` re-prices them with it."""
+    from stems.schedule.intra_unitcost import intra_unit_cost
+
+    search_calls.clear()
+    out = files / "intra-units"
+    tiny = ("explore", files / "tiny.onnx", "--hw", files / "tiny.yaml", "--set", "global_buffer.size=64KiB")
+    run(*tiny, "--unit-cost", "intra", "--out", out, "--no-plots", "--quiet")
+    assert search_calls[-1]["unit_cost"] is intra_unit_cost
+    mapping = yaml.safe_load(next((out / "mappings").glob("*.yaml")).read_text())
+    assert mapping["pricing"] == {"unit_cost": "intra"}
+    assert "reproduce" in run("evaluate", out, "--check").stdout
+    default = files / "default-units"
+    run(*tiny, "--out", default, "--no-plots", "--quiet")
+    energy = {d: pd.read_csv(d / "points.csv")["energy_onchip_pj"].sum() for d in (out, default)}
+    assert energy[out] != energy[default]  # the same schedules, priced inside the chip another way

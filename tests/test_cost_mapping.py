@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -191,8 +192,11 @@ def test_only_conv_and_dense_layers_are_priced() -> None:
 
 
 def test_stateful_layers_need_cuts_for_v() -> None:
-    snn = Layer("snn", Op.CONV, CONV.dims, precision=Precision(), window=CONV.window, neuron=Neuron.of("LIF"))
-    cost = price(snn, TPU, GOOD)
+    dims = replace(CONV.dims, T=2)  # at T = 1 no state persists: the layer is priced as stateless
+    snn = Layer("snn", Op.CONV, dims, precision=Precision(), window=CONV.window, neuron=Neuron.of("LIF"))
+    cuts = {op: {**levels, "dram": 7} for op, levels in GOOD.to_dict()["cuts"].items()}
+    mapping = Mapping.of({"D1": {"K": 32}, "D2": {"C": 32}}, [*LOOPS, ("T", 2)], cuts)
+    cost = price(snn, TPU, mapping)
     assert not cost.valid and "no cuts for operand V (levels rf_2B, sram_2MB, dram)" in cost.reason
 
 

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from stems.report.plots import (
     BASELINE_STYLE,
     breakdown_figure,
+    knobs_figure,
     layer_figure,
     pareto_figure,
     slug,
@@ -17,6 +18,7 @@ from stems.report.plots import (
 )
 from stems.results.points import PAPER_BASELINE, sweep_label
 from stems.results.store import Exploration
+from stems.workload.knobs import is_network_key
 
 CAPTIONS = {
     "pareto": (
@@ -34,6 +36,11 @@ CAPTIONS = {
     "layer_energy": (
         "Energy per layer of the least-energy point (solid) and of the paper's baseline (hatched), split into "
         "compute, on-chip memory and off-chip traffic. Alternate blocks are shaded."
+    ),
+    "knobs": (
+        "The least-energy searched point at each value of the swept network knob: energy, latency, the "
+        "neuron state bits kept across timesteps, and off-chip traffic. Every value but the model's own "
+        "needs retraining (points.csv: retraining, network_changes)."
     ),
     "offchip_vs": (
         "Off-chip traffic (left) and energy (right) against the swept value: the best searched point, each "
@@ -94,3 +101,8 @@ def exploration_figures(ex: Exploration) -> Iterator[tuple[str, str, Figure]]:
         fig = sweep_figure(ex.points, lb, key, f"{title}: off-chip traffic and energy vs {key}")
         if fig is not None:
             yield f"offchip_vs_{slug(key)}", f"Off-chip traffic vs {key}", fig
+    knobs = [k for k in ex.sweep_keys if k == "timesteps" or is_network_key(k)]
+    if len(knobs) == 1:
+        fig = knobs_figure(ex.points, knobs[0], f"{title}: the least-energy point vs {knobs[0]}")
+        if fig is not None:
+            yield "knobs", f"Network knob: {knobs[0]}", fig

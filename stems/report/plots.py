@@ -8,6 +8,8 @@ backend switch, so importing stems never changes a notebook's backend).
 * `layer_energy`: energy per layer (compute, on-chip, off-chip) of the best point and of that baseline.
 * `offchip_vs_<key>`: when one key is swept: off-chip traffic and energy vs the swept value (buffer size),
   for the best searched point, each baseline and the compulsory bound.
+* `knobs`: when one network knob (T, a bit width, a neuron model...) is swept: energy, latency, state bits
+  and off-chip traffic of the least-energy searched point at each of its values.
 * `compare`: several explorations' Pareto points overlaid.
 """
 
@@ -583,6 +585,54 @@ def sweep_figure(
     handles, labels = ax_off.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     fig.suptitle(title or f"Off-chip traffic vs {key}", fontsize=11)
+    return fig
+
+
+KNOB_PANELS = (
+    ("energy_pj", "energy per inference", energy_scale),
+    ("latency_cycles", "latency per inference", cycles_scale),
+    ("state_bits", "neuron state", None),
+    ("offchip_bytes", "off-chip traffic per inference", bytes_scale),
+)
+
+
+def knob_table(points: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The least-energy feasible searched point at each value of the knob `key` (in sweep order), per
+    value of the other sweep keys: the numbers behind the `knobs` plot."""
+    ok = points[points["feasible"].astype(bool) & (points["source"] == "search")]
+    best = ok.sort_values(["energy_pj", "id"], kind="stable").drop_duplicates(
+        [key, *_other_keys(points, key)]
+    )
+    order = {v: i for i, v in enumerate(dict.fromkeys(points[key].astype(str)))}
+    return best.sort_values(key, key=lambda col: col.astype(str).map(order), kind="stable")
+
+
+def _other_keys(points: pd.DataFrame, key: str) -> list[str]:
+    lead = list(points.columns[1 : list(points.columns).index("source")])
+    return [k for k in lead if k != key]
+
+
+def knobs_figure(points: pd.DataFrame, key: str, title: str = "") -> Figure | None:
+    """Energy, latency, state bits and off-chip traffic vs one swept network knob (None without points)."""
+    table = knob_table(points, key)
+    if table.empty:
+        return None
+    others = _other_keys(points, key)
+    fig = _figure(12, 3.6)
+    axes = fig.subplots(1, len(KNOB_PANELS))
+    for ax, (metric, name, scale_of) in zip(axes, KNOB_PANELS, strict=True):
+        values = table[metric].to_numpy(float)
+        scale = scale_of(values) if scale_of else Scale(1e6, "Mbit")
+        for label, g in table.groupby(others, sort=False) if others else [("", table)]:
+            ax.plot(g[key].astype(str), g[metric].to_numpy(float) / scale.factor, "o-", label=str(label))
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel(scale.unit)
+        ax.set_xlabel(key)
+        ax.grid(True, color="#EEEEEE", lw=0.6)
+    if others:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.suptitle(title or f"Least-energy point vs {key}", fontsize=11)
     return fig
 
 

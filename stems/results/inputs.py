@@ -18,6 +18,7 @@ from stems.errors import StemsInputError
 from stems.hardware import Hardware, load_hardware
 from stems.hardware.load import ZIGZAG_PREFIX, list_shipped
 from stems.workload import Workload, load_workload
+from stems.workload.knobs import apply_knobs, merge_docs
 from stems.workload.load import ZOO_PREFIX
 
 
@@ -60,6 +61,9 @@ class ModelRef:
     annotations_sha256: str | None = None
     allow_unknown_ops: bool = False
     format: str = ""
+    knobs: Mapping[str, Any] | None = None
+    """An annotations overlay applied after loading: a sweep value's network knobs and the rates of an
+    activity file (`stems.workload.knobs`)."""
 
     @classmethod
     def of(
@@ -95,6 +99,11 @@ class ModelRef:
     def with_timesteps(self, t: int) -> ModelRef:
         return ModelRef(**{**self.__dict__, "timesteps": t})
 
+    def with_knobs(self, doc: Mapping[str, Any]) -> ModelRef:
+        """This model with the overlay `doc` applied after the ones it has."""
+        merged = merge_docs(self.knobs or {}, doc)
+        return ModelRef(**{**self.__dict__, "knobs": merged or None})
+
     def to_dict(self, base: Path | None = None) -> dict[str, Any]:
         """Plain data; `base` (the folder the record is written to) adds `relative_path`."""
         out: dict[str, Any] = {
@@ -106,6 +115,7 @@ class ModelRef:
             "timesteps": self.timesteps,
             "allow_unknown_ops": self.allow_unknown_ops,
             "annotations": None,
+            "knobs": dict(self.knobs) if self.knobs else None,
         }
         if self.annotations is not None:
             out["annotations"] = {
@@ -138,6 +148,7 @@ class ModelRef:
             annotations_sha256=(ann or {}).get("sha256"),
             allow_unknown_ops=bool(doc.get("allow_unknown_ops", False)),
             format=str(doc.get("format") or ""),
+            knobs=doc.get("knobs") or None,
         ), doc.get("relative_path")
 
     def load(
@@ -147,12 +158,13 @@ class ModelRef:
         found = (
             str(path) if path is not None else _find(self.path, relative, base, f"model file of {self.name}")
         )
-        return load_workload(
+        workload = load_workload(
             found,
             timesteps=self.timesteps,
             annotations=self.annotations,
             allow_unknown_ops=self.allow_unknown_ops,
         )
+        return apply_knobs(workload, self.knobs or {}, "model.knobs")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from stems.schedule.model import Schedule, StatePolicy
 from stems.schedule.result import OPERANDS, Traffic
 from stems.schedule.unitcost import OnChip, UnitCost, UnitCostFn, default_unit_cost
 from stems.schedule.units import Plan, build_plan
+from stems.workload.knobs import network_changes
 from stems.workload.model import Workload
 
 OBJECTIVES = ("energy_pj", "latency_cycles", "offchip_bytes", "onchip_peak_bytes")
@@ -38,6 +39,10 @@ METRICS = (
     "state_bits",
     "state_kept_bits",
     "state_removed_bits",
+    "footprint_weights_bytes",
+    "footprint_states_bytes",
+    "footprint_params_bytes",
+    "footprint_buffers_bytes",
     "energy_onchip_pj",
     "energy_compute_pj",
     "energy_offchip_pj",
@@ -60,6 +65,14 @@ METRIC_DOCS = {
     "state_bits": "neuron state bits of the network as run (state removed by the schedule excluded)",
     "state_kept_bits": "state bits kept on chip for a layer's whole span (state policy `keep`)",
     "state_removed_bits": "state bits the schedule removes (a model change: retraining required)",
+    "footprint_weights_bytes": "memory footprint of the weights at their bit widths (wherever they live)",
+    "footprint_states_bytes": "memory footprint of the neuron states kept across timesteps: state_bits / 8",
+    "footprint_params_bytes": "memory footprint of the neuron parameters (threshold, leaks) at param_bits, "
+    "per layer or per neuron (param_scope)",
+    "footprint_buffers_bytes": "on-chip working memory beyond the stored tensors: the peak, over units, of "
+    "what the buffers hold besides resident weights and kept states (activations, stream windows, "
+    "re-fetched weights), summed over the capacity pools; the four footprints add up to the memory the "
+    "design needs",
     "energy_onchip_pj": "on-chip memory energy: unit accesses plus buffer fills and drains of DRAM transfers, pJ",
     "energy_compute_pj": "PE array, neuron, pooling and element-wise energy, pJ",
     "energy_offchip_pj": "DRAM energy, pJ",
@@ -68,6 +81,19 @@ METRIC_DOCS = {
     "retraining_required": "the schedule changes the network (removes state)",
     "feasible": "every unit fits the on-chip buffers",
 }
+
+
+NETWORK_COLUMNS = ("retraining", "network_changes", "accuracy", "accuracy_known")
+"""Per design point beside the metrics: `retraining` (`required` when the network differs from the model
+as loaded: T, a bit width, the neuron model or its parameters, a stateful flag, or state the schedule
+removes; else `none`), `network_changes` (what moved, short), and the measured `accuracy` of its network
+(`stems.results.accuracy`; empty and `accuracy_known` False when unknown)."""
+
+
+def network_columns(base: Workload, workload: Workload, cost: ScheduleCost) -> dict[str, str]:
+    """`retraining` and `network_changes` of a point whose network is `workload`, against `base`."""
+    changes = network_changes(base, workload, removed=len(cost.model_changes))
+    return {"retraining": "required" if changes else "none", "network_changes": "; ".join(changes)}
 
 
 def onchip_peak_bytes(cost: ScheduleCost) -> float:
@@ -98,6 +124,10 @@ def metrics_of(workload: Workload, schedule: Schedule, cost: ScheduleCost) -> di
         "state_bits": int(total_state - removed),
         "state_kept_bits": int(kept),
         "state_removed_bits": int(removed),
+        "footprint_weights_bytes": sum(x.weights * x.precision.W for x in workload) / 8,
+        "footprint_states_bytes": (total_state - removed) / 8,
+        "footprint_params_bytes": sum(x.param_bits for x in workload) / 8,
+        "footprint_buffers_bytes": cost.buffer_bits / 8,
         "energy_onchip_pj": float(cost.onchip_pj),
         "energy_compute_pj": float(cost.compute_pj),
         "energy_offchip_pj": float(cost.offchip_pj),

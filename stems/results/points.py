@@ -6,13 +6,17 @@ baseline's name), `schedule` (a one-line summary), the `METRICS`, then `pareto` 
 value), `status`, `gap` and `mapping` (the mapping file's path relative to the output folder; empty off
 the front).
 
+Then `retraining`, `network_changes`, `accuracy` and `accuracy_known` (`NETWORK_COLUMNS`).
+
 `status`: the solve's status for searched points (`optimal`, or `feasible` when a time limit stopped the
 solve before proving optimality), `evaluated` for baselines, and `infeasible` for any point whose
 schedule overflows a buffer (such points never enter the front). `gap` is the solve's relative optimality
 gap (empty for baselines).
 
 The front is taken per sweep value: points on different hardware are different designs, and without an
-area or cost objective a larger buffer would simply dominate. Points that change the network (a baseline
+area or cost objective a larger buffer would simply dominate. With `accuracy` among the objectives (it is
+maximised) the network knobs share one front per hardware value, which is what accuracy trades against;
+points of unknown accuracy then stay off the front. Points that change the network (a baseline
 that removes state) enter the front only when state removal is allowed (`--allow-state-removal`).
 """
 
@@ -24,17 +28,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stems.results.metrics import METRICS, OBJECTIVES
+from stems.results.metrics import METRICS, NETWORK_COLUMNS, OBJECTIVES
 from stems.results.pareto import pareto_mask
 
 LEAD = ("id",)
 MIDDLE = ("source", "label", "schedule")
 TAIL = ("pareto", "status", "gap", "mapping")
 PAPER_BASELINE = "layer-by-layer-sequential"
+MAXIMISED = ("accuracy",)
+"""Objectives the front maximises (only in marking the front: the search minimises the others)."""
+FILL = {
+    "mapping": "",
+    "label": "",
+    "schedule": "",
+    "retraining": "",
+    "network_changes": "",
+    "accuracy_known": False,
+}
 
 
 def columns(sweep_keys: Sequence[str]) -> list[str]:
-    return [*LEAD, *sweep_keys, *MIDDLE, *METRICS, *TAIL]
+    return [*LEAD, *sweep_keys, *MIDDLE, *METRICS, *NETWORK_COLUMNS, *TAIL]
 
 
 def point_id(n: int) -> str:
@@ -51,22 +65,27 @@ def points_frame(rows: list[dict[str, Any]], sweep_keys: Sequence[str]) -> pd.Da
     df = pd.DataFrame(rows)
     for c in columns(sweep_keys):
         if c not in df:
-            df[c] = "" if c in ("mapping", "label", "schedule") else np.nan
+            df[c] = FILL.get(c, np.nan)
     return df[columns(sweep_keys)]
 
 
-def check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
+def check_objectives(objectives: Sequence[str], accuracy: bool = False) -> tuple[str, ...]:
+    """The objectives, checked; `accuracy` may be one when an accuracy table is given."""
     from stems.errors import StemsInputError, did_you_mean
 
     out = []
     for o in objectives:
-        if o not in OBJECTIVES:
+        if o in MAXIMISED and not accuracy:
+            raise StemsInputError(
+                "accuracy is an objective only with an accuracy table (--accuracy FILE.csv)"
+            )
+        if o not in (*OBJECTIVES, *MAXIMISED):
             raise StemsInputError(
                 f"unknown objective '{o}'{did_you_mean(o, OBJECTIVES)}; choose from {', '.join(OBJECTIVES)}"
             )
         if o not in out:
             out.append(o)
-    if not out:
+    if not any(o in OBJECTIVES for o in out):
         raise StemsInputError(f"give at least one objective ({', '.join(OBJECTIVES)})")
     return tuple(out)
 
@@ -101,7 +120,8 @@ def mark_pareto(
         cand = group[ok].dropna(subset=list(objectives))
         if cand.empty:
             continue
-        mask = pareto_mask(cand[list(objectives)].astype(float).to_numpy())
+        sign = np.array([-1.0 if o in MAXIMISED else 1.0 for o in objectives])
+        mask = pareto_mask(cand[list(objectives)].astype(float).to_numpy() * sign)
         points.loc[cand.index[mask], "pareto"] = True
     return points
 
@@ -126,7 +146,8 @@ def sweep_label(values: dict[str, str]) -> str:
 
 
 def metrics_dict(row: pd.Series) -> dict[str, Any]:
-    return {m: _value(row[m]) for m in METRICS if m in row}
+    """A point's metrics and network columns (retraining, network_changes, accuracy) for summary.json."""
+    return {m: _value(row[m]) for m in (*METRICS, *NETWORK_COLUMNS) if m in row}
 
 
 def _value(v: Any) -> Any:

@@ -168,17 +168,18 @@ def read_table(path: Path, sweep_keys: list[str], *, required: bool = True) -> p
         if required:
             raise StemsInputError("missing: not a complete stems output folder", path=path)
         return pd.DataFrame()
-    dtype = {k: str for k in ("id", *sweep_keys)}
+    text = ("mapping", "label", "schedule", "retraining", "network_changes")
+    dtype = {k: str for k in ("id", *sweep_keys, *text)}
     try:
         df = pd.read_csv(path, dtype=dtype, keep_default_na=True)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (OSError, pd.errors.ParserError) as err:
         raise StemsInputError(f"cannot read: {err}", path=path) from None
-    for c in ("mapping", "label", "schedule"):
+    for c in text:
         if c in df:
             df[c] = df[c].fillna("")
-    for c in ("pareto", "feasible", "retraining_required"):
+    for c in ("pareto", "feasible", "retraining_required", "accuracy_known"):
         if c in df:
             df[c] = df[c].astype(str).str.lower().eq("true")
     return df

@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import fields, replace
 
 from stems.errors import StemsInputError, did_you_mean
-from stems.workload.annotations import Annotations, LayerSettings
+from stems.workload.annotations import DEFAULT_BITS, Annotations, LayerSettings
 from stems.workload.model import Layer, Neuron, Precision, Rates, Workload
 
 
@@ -15,7 +15,7 @@ def _merge(a: LayerSettings, b: LayerSettings) -> LayerSettings:
     return replace(a, **{f.name: v for f in fields(b) if (v := getattr(b, f.name)) is not None})
 
 
-def _settings_per_layer(workload: Workload, ann: Annotations) -> dict[str, LayerSettings]:
+def settings_per_layer(workload: Workload, ann: Annotations) -> dict[str, LayerSettings]:
     """Each layer's effective settings: its block's entries, then matching layer entries in file order.
 
     Block labels are resolved first (a `layers:` entry may set `block`), so `blocks:` entries match
@@ -52,47 +52,70 @@ def _settings_per_layer(workload: Workload, ann: Annotations) -> dict[str, Layer
     return per
 
 
-def _neuron(current: Neuron | None, s: LayerSettings) -> Neuron | None:
+def _neuron(current: Neuron | None, s: LayerSettings, param_bits: int | None, keep: bool) -> Neuron | None:
+    """The layer's neuron under `s`; an overlay (`keep`) swaps or drops neurons but adds none."""
     neuron = current
-    if s.neuron == "none":
+    if s.neuron == "none" or (keep and current is None):
         neuron = None
     elif s.neuron is not None and (current is None or current.model != s.neuron):
         was = current.model if current else "none"
         neuron = Neuron.of(s.neuron, source_class=f"annotation (exported: {was})")
-    if s.stateful is not None and neuron is not None:
-        neuron = replace(neuron, stateful=s.stateful)
-    return neuron
+        if current is not None:
+            neuron = replace(neuron, param_bits=current.param_bits, param_scope=current.param_scope)
+    if neuron is None:
+        return None
+    return replace(
+        neuron,
+        stateful=s.stateful if s.stateful is not None else neuron.stateful,
+        param_bits=s.param_bits or param_bits or neuron.param_bits,
+        param_scope=s.param_scope or neuron.param_scope,
+    )
 
 
-def annotate(workload: Workload, ann: Annotations) -> Workload:
+def _out_bits(
+    layer: Layer, neuron: Neuron | None, s: LayerSettings, in_bits: int, bits: dict, keep: bool
+) -> int:
+    """A layer's output width: explicit, else a pool/add/view passes its widest input on, else (with
+    `keep`, unless its neuron or the activation width changes) what it was, else 1 for a spiking neuron
+    and `activation_bits` for a weighted or non-spiking-neuron layer."""
+    if s.output_bits is not None:
+        return s.output_bits
+    if not layer.op.has_weights and neuron is None:
+        return in_bits
+    spiking = neuron is not None and neuron.spiking
+    if keep and s.neuron is None and (spiking or "activation_bits" not in bits):
+        return layer.precision.O_final
+    return 1 if spiking else bits.get("activation_bits", DEFAULT_BITS["activation_bits"])
+
+
+def annotate(workload: Workload, ann: Annotations, *, keep: bool = False) -> Workload:
     """The workload with annotations applied and I/O bit widths propagated from producers.
 
     Output bits: an explicit `output_bits`, else 1 for a spiking neuron, else `activation_bits`
     for a weighted or non-spiking-neuron layer, else (pool, add, concat, view, resize) the widest
     input. Input bits: the widest producer's output, or `input_bits` at the network input.
+
+    `keep=True` applies `ann` as an overlay on an annotated workload (a sweep value's knobs): only what
+    it gives changes (its `defaults` apply to every layer, a neuron model only to layers with a neuron);
+    every other width stays as it was.
     """
-    bits = ann.bits
-    per = _settings_per_layer(workload, ann)
+    bits = dict(ann.defaults) if keep else dict(ann.bits)
+    per = settings_per_layer(workload, ann)
     done: dict[str, Layer] = {}
     for layer in workload:  # topological order: producers are done first
         s = per[layer.name]
-        neuron = _neuron(layer.neuron, s)
+        neuron = _neuron(layer.neuron, s, bits.get("param_bits"), keep)
         producers = [done[p] for p in workload.predecessors(layer.name)]
-        in_bits = max((p.precision.O_final for p in producers), default=bits["input_bits"])
-        if s.output_bits is not None:
-            out_bits = s.output_bits
-        elif neuron is not None and neuron.spiking:
-            out_bits = 1
-        elif layer.op.has_weights or neuron is not None:
-            out_bits = bits["activation_bits"]
-        else:
-            out_bits = in_bits
+        in_bits = max(
+            (p.precision.O_final for p in producers), default=bits.get("input_bits", layer.precision.I)
+        )
+        p = layer.precision
         precision = Precision(
             I=in_bits,
-            W=s.weight_bits or bits["weight_bits"],
-            O=s.psum_bits or bits["psum_bits"],
-            O_final=out_bits,
-            V=s.state_bits or bits["state_bits"],
+            W=s.weight_bits or bits.get("weight_bits", p.W),
+            O=s.psum_bits or bits.get("psum_bits", p.O),
+            O_final=_out_bits(layer, neuron, s, in_bits, bits, keep),
+            V=s.state_bits or bits.get("state_bits", p.V),
         )
         rates = Rates(
             I=s.rate_in if s.rate_in is not None else layer.rates.I,

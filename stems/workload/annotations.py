@@ -7,6 +7,7 @@ specific layer entry wins over its block's entry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from stems.errors import StemsInputError, did_you_mean
-from stems.workload.model import NEURON_STATE_VARS
+from stems.workload.model import NEURON_STATE_VARS, PARAM_SCOPES
 
 SCHEMA_VERSION = 1
 
@@ -25,18 +26,23 @@ DEFAULT_BITS: Mapping[str, int] = {
     "psum_bits": 12,
     "activation_bits": 4,
     "input_bits": 8,
+    "param_bits": 16,
 }
 """Bit widths when nothing says otherwise: the STEMS paper's (weights 4, state 12, partial sums 12,
-non-spiking activations 4); spikes are always 1 bit; the network input defaults to 8 bits."""
+non-spiking activations 4); spikes are always 1 bit; the network input defaults to 8 bits; neuron
+parameters (threshold, leaks), which the paper does not count, 16 bits."""
 
 LAYER_KEYS = (
     "weight_bits",
     "state_bits",
     "psum_bits",
     "output_bits",
+    "param_bits",
+    "param_scope",
     "neuron",
     "stateful",
     "spike_rate",
+    "sensitivity",
     "block",
 )
 TOP_KEYS = ("stems_annotations", "timesteps", "defaults", "layers", "blocks")
@@ -52,6 +58,7 @@ defaults:                      # bit widths for every layer (these are the built
   psum_bits: {DEFAULT_BITS["psum_bits"]}                 # partial sums while a reduction is open
   activation_bits: {DEFAULT_BITS["activation_bits"]}            # outputs of non-spiking layers (spikes are 1 bit)
   input_bits: {DEFAULT_BITS["input_bits"]}                 # the network input
+  param_bits: {DEFAULT_BITS["param_bits"]}                # neuron parameters: threshold, leaks
 blocks:                        # by block label; same keys as a layer entry except `block`
   "0": {{stateful: false}}
 layers:                        # by layer name or fnmatch glob, applied in file order after blocks
@@ -60,9 +67,12 @@ layers:                        # by layer name or fnmatch glob, applied in file 
     state_bits: 16
     psum_bits: 24
     output_bits: 4             # multi-bit activities instead of 1-bit spikes
+    param_bits: 8              # neuron parameters (threshold, leaks)
+    param_scope: neuron        # {" | ".join(PARAM_SCOPES)}: one parameter set per layer (default) or per neuron
     neuron: LIF                # {" | ".join([*NEURON_STATE_VARS, "none"])}
     stateful: false            # reset the state every timestep: no V kept (needs retraining)
     spike_rate: {{input: 0.2, output: 0.1}}   # fraction of non-zero elements
+    sensitivity: 12.3          # >= 0, e.g. the mean Hessian trace: guides per-layer precision allocation
     block: "stage1"            # the unit the inter-layer scheduler treats together
 """
 
@@ -75,10 +85,13 @@ class LayerSettings:
     state_bits: int | None = None
     psum_bits: int | None = None
     output_bits: int | None = None
+    param_bits: int | None = None
+    param_scope: str | None = None
     neuron: str | None = None  # a model name, or "none" to drop the neuron
     stateful: bool | None = None
     rate_in: float | None = None
     rate_out: float | None = None
+    sensitivity: float | None = None
     block: str | None = None
 
 
@@ -122,6 +135,14 @@ def _rate(value: Any, path: str, where: str) -> float:
     return float(value)
 
 
+def _sensitivity(value: Any, path: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < math.inf:
+        raise StemsInputError(
+            f"sensitivity must be a finite number >= 0, not {value!r}", path=path, where=where
+        )
+    return float(value)
+
+
 def _mapping(value: Any, path: str, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise StemsInputError(f"expected a mapping, got {type(value).__name__}", path=path, where=where)
@@ -141,9 +162,17 @@ def _settings(entry: Any, path: str, where: str, *, allow_block: bool) -> LayerS
     allowed = LAYER_KEYS if allow_block else tuple(k for k in LAYER_KEYS if k != "block")
     _check_keys(entry, allowed, path, where)
     kw: dict[str, Any] = {}
-    for key in ("weight_bits", "state_bits", "psum_bits", "output_bits"):
+    for key in ("weight_bits", "state_bits", "psum_bits", "output_bits", "param_bits"):
         if key in entry:
             kw[key] = _bits(entry[key], path, f"{where}.{key}")
+    if "param_scope" in entry:
+        if entry["param_scope"] not in PARAM_SCOPES:
+            raise StemsInputError(
+                f"must be one of {', '.join(PARAM_SCOPES)}, not {entry['param_scope']!r}",
+                path=path,
+                where=f"{where}.param_scope",
+            )
+        kw["param_scope"] = entry["param_scope"]
     if "neuron" in entry:
         model = entry["neuron"]
         choices = (*NEURON_STATE_VARS, "none")
@@ -168,6 +197,8 @@ def _settings(entry: Any, path: str, where: str, *, allow_block: bool) -> LayerS
             kw["rate_in"] = _rate(rates["input"], path, f"{where}.spike_rate.input")
         if "output" in rates:
             kw["rate_out"] = _rate(rates["output"], path, f"{where}.spike_rate.output")
+    if "sensitivity" in entry:
+        kw["sensitivity"] = _sensitivity(entry["sensitivity"], path, f"{where}.sensitivity")
     if "block" in entry:
         kw["block"] = str(entry["block"])
     return LayerSettings(**kw)

@@ -138,6 +138,22 @@ NEURON_STATE_VARS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 """State variables of each neuron model; a Neuron may carry its own list (e.g. norse's v, i)."""
 
+NEURON_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "IF": ("threshold",),
+        "LIF": ("threshold", "leak"),
+        "CubaLIF": ("threshold", "leak_v", "leak_i"),
+        "LI": ("leak",),
+        "CubaLI": ("leak_v", "leak_i"),
+        "I": (),
+        "LinearMemory": (),
+    }
+)
+"""Parameters of each neuron model (threshold, leaks), stored at `param_bits` per neuron or per layer."""
+
+PARAM_SCOPES = ("layer", "neuron")
+"""Where neuron parameters are stored: one set per layer (the default; small) or one per neuron."""
+
 NON_SPIKING_MODELS = frozenset({"LI", "CubaLI", "I", "LinearMemory"})
 """Models whose output is a multi-bit value (a leaky integrator or memory), not a spike."""
 
@@ -157,10 +173,26 @@ class Neuron:
     spiking: bool = True
     stateful: bool = True
     module: str = ""  # the neuron's module path in the source model (`features.2`, `lif1`), if known
+    param_bits: int = 16
+    param_scope: str = "layer"
+
+    def __post_init__(self) -> None:
+        bits = self.param_bits
+        if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32:
+            raise ValueError(f"param_bits must be an integer from 1 to 32, not {bits!r}")
+        if self.param_scope not in PARAM_SCOPES:
+            raise ValueError(
+                f"param_scope must be one of {', '.join(PARAM_SCOPES)}, not {self.param_scope!r}"
+            )
 
     @property
     def n_state(self) -> int:
         return len(self.state_vars) if self.stateful else 0
+
+    @property
+    def n_params(self) -> int:
+        """Parameters per neuron model (threshold, leaks); 0 for a model stems does not list."""
+        return len(NEURON_PARAMS.get(self.model, ()))
 
     @classmethod
     def of(cls, model: str, **kw: Any) -> Neuron:
@@ -223,12 +255,22 @@ class Layer:
 
     @property
     def stateful(self) -> bool:
-        return self.neuron is not None and self.neuron.n_state > 0
+        """A neuron state persists across timesteps. Not at T = 1: the state is born and dies within the
+        one timestep, so it is only the accumulator, as in a stateless layer (no V kept or moved)."""
+        return self.neuron is not None and self.neuron.n_state > 0 and self.dims.T > 1
 
     @property
     def state_bits(self) -> int:
         """Bits of neuron state kept across timesteps (0 for stateless layers)."""
-        return self.neurons * (self.neuron.n_state if self.neuron else 0) * self.precision.V
+        return self.neurons * self.neuron.n_state * self.precision.V if self.stateful else 0
+
+    @property
+    def param_bits(self) -> int:
+        """Bits of neuron parameters (threshold, leaks): per layer or per neuron (`Neuron.param_scope`)."""
+        n = self.neuron
+        if n is None:
+            return 0
+        return n.n_params * n.param_bits * (self.neurons if n.param_scope == "neuron" else 1)
 
     @property
     def input_elements_per_step(self) -> int:
