@@ -11,8 +11,9 @@ price; the reported mapping is always priced by it.
 Energy is solved exactly per unrolling by `stems.search.lattice` (a dynamic program over the divisor
 lattice of the trips); a level shared by several operands is split into per-operand budgets by
 branch and bound when the unsplit optimum overflows it. Unrollings are visited most-parallel first
-and skipped when their root bound (`Lattice.root_bound`) exceeds the incumbent; inside a lattice,
-partial chains above the incumbent are dropped. Among tied optima (up to `TIES` chains per
+and skipped when a lower bound exceeds the incumbent (operand by operand, the sum of each event's
+cheapest charge; then `Lattice.root_bound`; unrollings with the same trips share one grid); inside a
+lattice, partial chains above the incumbent are dropped. Among tied optima (up to `TIES` chains per
 unrolling) the least latency wins, then the canonical order, so runs are identical.
 `engine="cpsat"` solves each unrolling's CP-SAT model (`stems.search.intra_model`) instead: the same
 optimum, much slower. Latency, EDP and energy under a latency bound: `stems.search.intra_latency`.
@@ -37,10 +38,11 @@ import numpy as np
 
 from stems.cost.mapping import Mapping
 from stems.cost.model import Cost, nest_of, price, price_batch
+from stems.cost.nest import Nest
 from stems.errors import StemsInputError
 from stems.hardware.spec import Hardware
 from stems.search.intra_model import solve_unrolling
-from stems.search.lattice import Chain, Lattice
+from stems.search.lattice import Chain, Grid, Lattice, operand_terms
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import Unrolling, unrollings
 from stems.workload.model import Layer, Op
@@ -188,6 +190,7 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
     solved = pruned = dp_solves = 0
     timed_out = False
     bound_left = math.inf
+    grids: dict[tuple[int, ...], Grid] = {}  # unrollings with the same trips share their lattice
     # most parallel first: a good incumbent early prunes the rest
     ordered = sorted(space, key=lambda u: (-math.prod(u.used), u.trips))
     for u in ordered:
@@ -217,9 +220,11 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
                 best = min(best, value)
             cands = [c for c in cands if c.value <= best * (1 + REL_TOL) + 1e-9]
             continue
-        lat = Lattice(nest, u)
-        if math.isfinite(best) and lat.root_bound() > best * (1 + REL_TOL) + 1e-9:
-            pruned += 1  # even the root bound of u exceeds the incumbent
+        if u.trips not in grids:
+            grids[u.trips] = Grid(u.trips)
+        lat = _bounded_lattice(nest, u, grids[u.trips], best * (1 + REL_TOL) + 1e-9)
+        if lat is None:
+            pruned += 1  # even a lower bound of u's optimum exceeds the incumbent
             continue
         found, n_dp, lb = _solve_shared(lat, best, deadline, ties=TIES)
         dp_solves += n_dp
@@ -257,6 +262,29 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
     wall = time.perf_counter() - start
     result = SolveResult(status, cost.energy_pj, bound, wall, options.workers, options.seed)
     return LayerMapping(layer.name, "energy", mapping, cost, result, stats=stats)
+
+
+def _bounded_lattice(nest: Nest, u: Unrolling, grid: Grid, cutoff: float) -> Lattice | None:
+    """u's lattice, or None when a lower bound of its optimum (memory energy) exceeds `cutoff`.
+
+    Building an operand's terms is most of the cost of a pruned unrolling, so the bounds grow operand
+    by operand (W last, usually the smallest spender): the sum of each event's cheapest charge
+    (`OperandTerms.least`), then the root bound of the operands but the last (a relaxation: the
+    last one's charges are >= 0), then the full `Lattice.root_bound`."""
+    known = {}
+    low = 0.0
+    *first, last = sorted(nest.operands, key=lambda o: o.name == "W")
+    for spec in first:
+        t = operand_terms(nest, u, grid, spec)
+        known[spec.name] = t
+        low += t.fixed + sum(t.least(k) for k in range(t.first, t.n))
+        if low > cutoff:
+            return None
+    if Lattice(nest, u, grid=grid, operands=tuple(known), known=known).root_bound() > cutoff:
+        return None
+    known[last.name] = operand_terms(nest, u, grid, last)
+    lat = Lattice(nest, u, grid=grid, known=known)
+    return None if lat.root_bound() > cutoff else lat
 
 
 def _constant_pj(layer: Layer, hw: Hardware) -> float:
