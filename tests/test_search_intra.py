@@ -319,6 +319,7 @@ def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
     for spec, layer in CASES:
         nest = nest_of(layer, SPECS[spec])
         grids: dict = {}  # shared by unrollings with the same trips, as the search does
+        memo: dict = {}  # operand terms shared by the unrollings of the nest, as the search does
         for u in unrollings(nest):
             grid = grids.setdefault(u.trips, Grid(u.trips))
             lat = Lattice(nest, u, grid=grid)
@@ -326,8 +327,11 @@ def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
             if chain is not None:
                 assert lat.root_bound() <= chain.value * (1 + 1e-12) + 1e-9
                 # the search's pruning keeps every unrolling that can reach the cutoff...
-                assert _bounded_lattice(nest, u, grid, chain.value * (1 + 1e-12) + 1e-9) is not None
+                kept = _bounded_lattice(nest, u, grid, chain.value * (1 + 1e-12) + 1e-9, memo)
+                assert kept is not None
+                # ...with shared terms that charge exactly what its own terms charge...
+                assert kept.root_bound() == lat.root_bound() and kept.solve().value == chain.value
                 # ...and drops some that cannot
-                dropped += _bounded_lattice(nest, u, grid, 0.5 * chain.value) is None
+                dropped += _bounded_lattice(nest, u, grid, 0.5 * chain.value, memo) is None
                 checked += 1
     assert checked > 50 and dropped > 0

@@ -11,9 +11,9 @@ price; the reported mapping is always priced by it.
 Energy is solved exactly per unrolling by `stems.search.lattice` (a dynamic program over the divisor
 lattice of the trips); a level shared by several operands is split into per-operand budgets by
 branch and bound when the unsplit optimum overflows it. Unrollings are visited most-parallel first
-and skipped when a lower bound exceeds the incumbent (operand by operand, the sum of each event's
-cheapest charge; then `Lattice.root_bound`; unrollings with the same trips share one grid); inside a
-lattice, partial chains above the incumbent are dropped. Among tied optima (up to `TIES` chains per
+and skipped when a lower bound exceeds the incumbent (`Lattice.root_bound`, first over the innermost
+events only; unrollings with the same trips share one grid, and operands that see the same tiles
+share their terms); inside a lattice, partial chains above the incumbent are dropped. Among tied optima (up to `TIES` chains per
 unrolling) the least latency wins, then the canonical order, so runs are identical.
 `engine="cpsat"` solves each unrolling's CP-SAT model (`stems.search.intra_model`) instead: the same
 optimum, much slower. Latency, EDP and energy under a latency bound: `stems.search.intra_latency`.
@@ -24,13 +24,14 @@ Layers with the same shape, precisions, neuron state, rates and hardware are sol
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
 import math
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 
@@ -42,7 +43,7 @@ from stems.cost.nest import Nest
 from stems.errors import StemsInputError
 from stems.hardware.spec import Hardware
 from stems.search.intra_model import solve_unrolling
-from stems.search.lattice import Chain, Grid, Lattice, operand_terms
+from stems.search.lattice import Chain, Grid, Lattice
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import Unrolling, unrollings
 from stems.workload.model import Layer, Op
@@ -191,6 +192,7 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
     timed_out = False
     bound_left = math.inf
     grids: dict[tuple[int, ...], Grid] = {}  # unrollings with the same trips share their lattice
+    memo: dict = {}  # and operands that see the same tiles share their terms (`operand_terms`)
     # most parallel first: a good incumbent early prunes the rest
     ordered = sorted(space, key=lambda u: (-math.prod(u.used), u.trips))
     for u in ordered:
@@ -222,7 +224,7 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
             continue
         if u.trips not in grids:
             grids[u.trips] = Grid(u.trips)
-        lat = _bounded_lattice(nest, u, grids[u.trips], best * (1 + REL_TOL) + 1e-9)
+        lat = _bounded_lattice(nest, u, grids[u.trips], best * (1 + REL_TOL) + 1e-9, memo)
         if lat is None:
             pruned += 1  # even a lower bound of u's optimum exceeds the incumbent
             continue
@@ -264,27 +266,17 @@ def _map_energy(layer: Layer, hw: Hardware, options: SolveOptions, start: float,
     return LayerMapping(layer.name, "energy", mapping, cost, result, stats=stats)
 
 
-def _bounded_lattice(nest: Nest, u: Unrolling, grid: Grid, cutoff: float) -> Lattice | None:
+def _bounded_lattice(nest: Nest, u: Unrolling, grid: Grid, cutoff: float, memo: dict) -> Lattice | None:
     """u's lattice, or None when a lower bound of its optimum (memory energy) exceeds `cutoff`.
 
-    Building an operand's terms is most of the cost of a pruned unrolling, so the bounds grow operand
-    by operand (W last, usually the smallest spender): the sum of each event's cheapest charge
-    (`OperandTerms.least`), then the root bound of the operands but the last (a relaxation: the
-    last one's charges are >= 0), then the full `Lattice.root_bound`."""
-    known = {}
-    low = 0.0
-    *first, last = sorted(nest.operands, key=lambda o: o.name == "W")
-    for spec in first:
-        t = operand_terms(nest, u, grid, spec)
-        known[spec.name] = t
-        low += t.fixed + sum(t.least(k) for k in range(t.first, t.n))
-        if low > cutoff:
-            return None
-    if Lattice(nest, u, grid=grid, operands=tuple(known), known=known).root_bound() > cutoff:
+    Building an operand's event terms is most of the cost of a pruned unrolling, and the innermost
+    events (an input's bottom reuse run, the registers) carry most of the bound, through the
+    confined events of `Lattice.root_bound`; so that bound is taken first over events 0 and 1 of
+    every operand (the other events' terms are not built when it prunes), then over all events."""
+    lat = Lattice(nest, u, grid=grid, memo=memo)
+    if lat.root_bound(upto=1) > cutoff or lat.root_bound() > cutoff:
         return None
-    known[last.name] = operand_terms(nest, u, grid, last)
-    lat = Lattice(nest, u, grid=grid, known=known)
-    return None if lat.root_bound() > cutoff else lat
+    return lat
 
 
 def _constant_pj(layer: Layer, hw: Hardware) -> float:
@@ -509,15 +501,21 @@ def map_workload(
     jobs = [(x, hw, objective, options, latency_bound) for x in todo.values()]
     if workers > 1 and len(jobs) > 1:
         ctx = get_context("fork") if os.name == "posix" else None
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-            # largest problems first keeps the workers busy to the end
+        # a forked worker inherits the parent's heap: frozen, the garbage collector no longer traverses
+        # it on every full collection while the search allocates
+        init = gc.freeze if ctx is not None else None
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init
+        ) as pool:
+            # largest problems first keeps the workers busy to the end; each result is re-priced here
+            # as it arrives, while the workers go on
             order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][0]))
-            done = dict(zip(order, pool.map(_solve_remote, [jobs[i] for i in order]), strict=True))
+            futures = {pool.submit(_solve_remote, jobs[i]): i for i in order}
+            done = {}
+            for f in as_completed(futures):
+                i, r = futures[f], f.result()
+                done[i] = replace(r, cost=price(jobs[i][0], hw, r.mapping)) if r.mapping is not None else r
         results = [done[i] for i in range(len(jobs))]
-        results = [
-            replace(r, cost=price(j[0], hw, r.mapping)) if r.mapping is not None else r
-            for r, j in zip(results, jobs, strict=True)
-        ]
     else:
         results = [_solve_one(j) for j in jobs]
     for k, r in zip(todo, results, strict=True):

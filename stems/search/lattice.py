@@ -35,6 +35,8 @@ optimum overflows a shared level.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -115,6 +117,16 @@ class Grid:
             self._counts[absent] = out
         return self._counts[absent]
 
+    def above(self, dims: frozenset[int]) -> np.ndarray:
+        """Iterations above each point of the loops `dims` (trips / prefix, as floats), broadcastable."""
+        key = ("above", dims)
+        if key not in self._masks:
+            out = np.float64(1.0)
+            for d in sorted(dims):
+                out = out * (self.trips[d] / self.value[d])
+            self._masks[key] = out
+        return self._masks[key]
+
     def factors_between(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> list[tuple[int, int]]:
         """(loop, prime) factors from point lo up to point hi (one entry per prime factor)."""
         out = []
@@ -194,6 +206,18 @@ class _LazyCost:
         return [self[a] for a in range(t.first, t.n)]
 
 
+class _PerEvent(dict):
+    """A per-event dict whose missing events are built on first read (`OperandTerms.build`)."""
+
+    def __init__(self, build: Callable[[int], None], items: dict) -> None:
+        super().__init__(items)
+        self.build = build
+
+    def __missing__(self, a: int):
+        self.build(a)
+        return dict.__getitem__(self, a)
+
+
 @dataclass
 class OperandTerms:
     """One operand's event costs on the grid for one unrolling.
@@ -223,14 +247,20 @@ class OperandTerms:
     psum: dict[int, np.ndarray] = field(default_factory=dict)
     ps_small: dict[int, object] = field(default_factory=dict)
     held: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    build: Callable[[int], None] | None = None  # fills event a's entries of the dicts above
     top_held: tuple[float, float] = (0.0, 0.0)
     reuse_dims: frozenset[int] = frozenset()
     absent_dims: frozenset[int] = frozenset()
     always_psum: dict[int, bool] = field(default_factory=dict)
     _least: dict[int, float] = field(default_factory=dict)
+    _reach: dict[int, tuple[int | None, ...] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cost = _LazyCost(self)
+        if self.build is not None:  # events are built when first read: a bound may need only some
+            for name in ("rate", "psum", "ps_small", "held", "always_psum"):
+                if not isinstance(getattr(self, name), _PerEvent):  # else shared (operand_terms' memo)
+                    setattr(self, name, _PerEvent(self.build, getattr(self, name)))
 
     @property
     def counts(self) -> np.ndarray:
@@ -261,10 +291,7 @@ class OperandTerms:
                 left = math.prod(grid.trips[d] for d in live if d not in self.reuse_dims)
                 low = self.rate[0] * (max(left - 1, 0) if self.busy else left)
             else:
-                left = np.float64(1.0)
-                for d in live:
-                    if d in self.used:
-                        left = left * (grid.trips[d] / grid.value[d])
+                left = grid.above(frozenset(d for d in live if d in self.used))
                 if self.busy:
                     left = np.maximum(left - 1, 0)
                 rate = self.rate[k]
@@ -273,6 +300,23 @@ class OperandTerms:
                 low = np.min(rate * left)
             self._least[k] = float(low)
         return self._least[k]
+
+    def reach(self, k: int) -> tuple[int | None, ...] | None:
+        """Per grid axis, the largest index where event k may happen within its level's whole size
+        (None: anywhere along that axis); None if nowhere."""
+        if k not in self._reach:
+            if k == 0:
+                alive = np.asarray(self.zero)
+            else:
+                held = np.minimum(self.held[k][0], self.held[k][1])
+                alive = np.asarray(held <= self.spec.levels[k - 1].size_bits)
+            nz = np.nonzero(alive)
+            self._reach[k] = (
+                tuple(None if n == 1 else int(i.max()) for n, i in zip(alive.shape, nz, strict=True))
+                if len(nz[0])
+                else None
+            )
+        return self._reach[k]
 
     def at_origin(self, k: int) -> float:
         """The charge of event k at the origin (no temporal loop below it; capacity ignored)."""
@@ -293,7 +337,32 @@ class OperandTerms:
         return self.spec.output and self.spec.psum_bits != self.spec.bits
 
 
-def operand_terms(nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=None) -> OperandTerms:
+@dataclass(frozen=True)
+class _SpecInfo:
+    """What operand_terms needs of an operand spec, derived once per spec (hashing a spec, with its
+    levels, costs more than an event's arithmetic): loop indices and the ports of its levels."""
+
+    absent: frozenset[int]
+    reuse: frozenset[int]
+    nonreuse: frozenset[int]
+    used: frozenset[int]  # loops its tiles depend on (relevant or window)
+    ports: dict[tuple[int, Direction], tuple]  # (level index, direction) -> (port or None, pJ per bit)
+
+
+@lru_cache(maxsize=256)
+def _info(spec: OperandSpec) -> _SpecInfo:
+    reuse = frozenset(DIM_INDEX[d] for d in spec.reuse)
+    used = frozenset(DIM_INDEX[d] for d in spec.relevant) | (
+        frozenset(_Y + _X) if spec.window else frozenset()
+    )
+    ports = {(i, dr): _port(lv, spec.name, dr) for i, lv in enumerate(spec.levels) for dr in Direction}
+    absent = frozenset(DIM_INDEX[d] for d in spec.absent)
+    return _SpecInfo(absent, reuse, frozenset(range(len(LOOP_DIMS))) - reuse, used, ports)
+
+
+def operand_terms(
+    nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=None, memo: dict | None = None
+) -> OperandTerms:
     """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
 
     A move's price is (bits per transfer, rounded) x copies x pJ per bit x transfers; everything but
@@ -304,50 +373,61 @@ def operand_terms(nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=
     With `port` (a `Port` of the hardware) the charge is instead that port's busy cycles beyond each
     move's first transfer, sum of ceil(elements x bits / port width) x (transfers - 1) over the moves
     it carries, as stems.cost.latency times them (a lower bound of the latency, see intra_latency).
+
+    `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
+    its relevant and window loops, the spatial factors on those loops per level, the copies, the
+    fan-outs and where a spatial reuse loop is open) share its rates, tiles and least charges.
     """
     n = len(spec.levels)
     rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
-    absent = {DIM_INDEX[d] for d in spec.absent}
-    reuse = {DIM_INDEX[d] for d in spec.reuse}
-    nonreuse = set(range(len(LOOP_DIMS))) - reuse
+    info = _info(spec)
+    absent, reuse, nonreuse, used = info.absent, info.reuse, info.nonreuse, info.used
     nd = len(LOOP_DIMS)
     # the unrolling's per-array-dimension factors as plain lists (tiny: Python beats numpy here)
     sp = [[1.0 if d in absent else float(x) for d, x in enumerate(row)] for row in u.sp.tolist()]
-    entry = list(spec.entry)
+    entry = spec.entry
     trips = [1 if d in absent else t for d, t in enumerate(grid.trips)]
     total = math.prod(trips)
 
-    def prod_rows(rows) -> list[float]:
+    # rows of ones change no product: the others, multiplied in row order as stems.cost does
+    rows = [(e, r) for e, r in zip(entry, sp, strict=True) if any(x != 1.0 for x in r)]
+
+    def prod_rows(keep: set[int]) -> list[float]:
+        """Per loop, the product of the rows entering at a level in `keep`, in row order."""
         out = [1.0] * nd
-        for r in rows:
-            out = [a * b for a, b in zip(out, r, strict=True)]
+        for e, r in rows:
+            if e in keep:
+                out = list(map(operator.mul, out, r))
         return out
 
-    below = [prod_rows(sp[i] for i, e in enumerate(entry) if e <= m) for m in range(n)]
+    below = [prod_rows(set(range(m + 1))) for m in range(n)]
+    row_prod = [math.prod(r) for r in sp]
     instances = [
-        float(np.rint(round(math.prod(math.prod(sp[i]) for i, e in enumerate(entry) if e >= a), 3)))
+        float(round(round(math.prod(p for p, e in zip(row_prod, entry, strict=True) if e >= a), 3)))
         for a in range(n + 1)
     ]
     fanout = []
     prev = [1.0] * nd
+    prev_elements = _elements_scalar(nest, spec, prev)
     for e in range(n):
-        through = [
-            a * b for a, b in zip(prev, prod_rows(sp[i] for i, x in enumerate(entry) if x == e), strict=True)
-        ]
-        fanout.append(
-            float(np.rint(_elements_scalar(nest, spec, through) / _elements_scalar(nest, spec, prev)))
-        )
-        prev = through
-    sp_open = [any(sp[i][d] > 1 for i, e in enumerate(entry) if e >= a for d in reuse) for a in range(n + 2)]
+        if any(x == e for x, _ in rows):
+            prev = list(map(operator.mul, prev, prod_rows({e})))
+            elements = _elements_scalar(nest, spec, prev)
+            fanout.append(float(round(elements / prev_elements)))
+            prev_elements = elements
+        else:
+            fanout.append(1.0)
+    row_open = [any(r[d] > 1 for d in reuse) for r in sp]
+    sp_open = [any(o for o, e in zip(row_open, entry, strict=True) if e >= a) for a in range(n + 2)]
     reuse_left = any(trips[d] > 1 for d in reuse)
     busy = port is not None
     count = None  # transfers per point: built with the first full-grid charge (OperandTerms.counts)
-    used = {DIM_INDEX[d] for d in spec.relevant} | (set(_Y + _X) if spec.window else set())
 
-    def rate(lv, direction, amount, bits, inst):
-        """pJ per transfer of `amount` elements at `bits` through lv's port (0 without a port); with
-        `port`: cycles per transfer if it goes through that port."""
-        pt, pj = _port(lv, spec.name, direction)
+    def rate(level, direction, amount, bits, inst):
+        """pJ per transfer of `amount` elements at `bits` through the port of level index `level` (0
+        without a port); with `port`: cycles per transfer if it goes through that port."""
+        lv = spec.levels[level]
+        pt, pj = info.ports[level, direction]
         if pt is None:
             return 0.0
         if busy:
@@ -356,35 +436,29 @@ def operand_terms(nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=
             return 0.0
         return _rounded(lv, pt, spec, amount, bits, rates) * (inst * pj)
 
-    if spec.output:
-        psum0 = reuse_left or sp_open[1]
-        bits0 = spec.psum_bits if psum0 else spec.bits
-        lv = spec.levels[0]
-        down = fanout[0]
-        once = max(total - 1, 0) if busy else total
-        fixed = rate(lv, FROM_LOW, down, bits0, instances[1]) * once
-        if psum0:
-            fixed += rate(lv, TO_LOW, down, bits0, instances[1]) * once
-        out = OperandTerms(spec, 1, n, float(fixed), psum0, grid, count, busy)
-    else:
-        out = OperandTerms(spec, 0, n, 0.0, False, grid, count, busy, zero=grid.zero_of(nonreuse))
-        out.rate[0] = float(rate(spec.levels[0], TO_LOW, fanout[0], spec.bits, instances[1]))
-    out.used = frozenset(used)
-    out.reuse_dims = frozenset(reuse)
-    out.absent_dims = frozenset(absent)
-    out.always_psum = {}
-
     remaining = np.zeros((1,) * len(grid.shape), dtype=bool)  # a reuse loop remains above the point
-    for d in sorted(reuse):
-        if d not in absent and trips[d] > 1:
-            remaining = remaining | (grid.value[d] < trips[d])
-    whole = grid.full_of({d for d in nonreuse if d not in absent})
+    if spec.output:
+        for d in sorted(reuse):
+            if d not in absent and trips[d] > 1:
+                remaining = remaining | (grid.value[d] < trips[d])
+    whole = grid.full_of(nonreuse - absent) if any(lv.double_buffered for lv in spec.levels) else None
     sizes = grid.value
-    for a in range(max(1, out.first), n):
+
+    def event(a: int) -> None:
+        """Event a's partial-sum state, and its rates and tiles unless shared (`OperandTerms.build`)."""
+        if not max(1, out.first) <= a < n:
+            return
+        if spec.output and a not in out.psum:
+            ps = remaining | sp_open[a + 1]
+            out.ps_small[a] = ps
+            out.psum[a] = np.broadcast_to(ps, grid.shape)
+        if a in out.held:
+            return
+        scale = below[a - 1]
         tile = np.rint(
-            _elements(nest, spec, [sizes[d] * below[a - 1][d] if d in used else 1.0 for d in range(nd)])
+            _elements(nest, spec, [sizes[d] * scale[d] if scale[d] != 1.0 else sizes[d] for d in range(nd)])
         )
-        lo, hi = spec.levels[a - 1], spec.levels[a]
+        lo, hi = a - 1, a
         if spec.output:
             coef = []
             for ps in (False, True):
@@ -397,24 +471,56 @@ def operand_terms(nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=
                     c = c + rate(hi, TO_LOW, down, bits, instances[a + 1])
                     c = c + rate(lo, FROM_HIGH, tile, bits, instances[a])
                 coef.append(c)
-            ps = remaining | sp_open[a + 1]
             out.rate[a] = (coef[0], coef[1])
-            out.ps_small[a] = ps
             out.always_psum[a] = sp_open[a + 1]
-            out.psum[a] = np.broadcast_to(ps, grid.shape)
         else:
             c = rate(hi, TO_LOW, tile * fanout[a], spec.bits, instances[a + 1])
             c = c + rate(lo, FROM_HIGH, tile, spec.bits, instances[a])
             out.rate[a] = c
-        dbl = np.where(whole, 1.0, 2.0) if lo.double_buffered else 1.0
+        dbl = np.where(whole, 1.0, 2.0) if spec.levels[lo].double_buffered else 1.0
         if spec.output:
             out.held[a] = (tile * spec.bits * dbl, tile * spec.psum_bits * dbl)
         else:
             h = tile * spec.bits * dbl
             out.held[a] = (h, h)
+
+    key = (
+        spec.name,
+        port,
+        tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
+        tuple(tuple(b[d] for d in sorted(used)) for b in below),
+        tuple(instances[1:]),  # instances[0] and sp_open[0] (below the lowest level) are not used
+        tuple(fanout),
+        tuple(sp_open[1:]),
+    )
+    shared = memo.get(key) if memo is not None else None
+    same = {}
+    if shared is not None:
+        same = {"rate": shared.rate, "held": shared.held, "always_psum": shared.always_psum}
+        same["_least"], same["_reach"] = shared._least, shared._reach
+    if spec.output:
+        psum0 = reuse_left or sp_open[1]
+        bits0 = spec.psum_bits if psum0 else spec.bits
+        down = fanout[0]
+        once = max(total - 1, 0) if busy else total
+        fixed = rate(0, FROM_LOW, down, bits0, instances[1]) * once
+        if psum0:
+            fixed += rate(0, TO_LOW, down, bits0, instances[1]) * once
+        out = OperandTerms(spec, 1, n, float(fixed), psum0, grid, count, busy, build=event, **same)
+    else:
+        out = OperandTerms(
+            spec, 0, n, 0.0, False, grid, count, busy, zero=grid.zero_of(nonreuse), build=event, **same
+        )
+        out.rate[0] = float(rate(0, TO_LOW, fanout[0], spec.bits, instances[1]))
+    out.used = used
+    out.reuse_dims = reuse
+    out.absent_dims = absent
+
     top = [float(trips[d]) * below[n - 1][d] for d in range(len(trips))]
-    top_tile = float(np.rint(_elements_scalar(nest, spec, top)))
+    top_tile = float(round(_elements_scalar(nest, spec, top)))
     out.top_held = (top_tile * spec.bits, top_tile * (spec.psum_bits if spec.output else spec.bits))
+    if memo is not None and shared is None:
+        memo[key] = out
     return out
 
 
@@ -495,6 +601,7 @@ def _at(a, point: tuple[int, ...]):
     return a[tuple(min(i, s - 1) for i, s in zip(point, a.shape, strict=True))]
 
 
+@lru_cache(maxsize=65536)
 def _slices(box: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(0, x + 1) for x in box)
 
@@ -510,15 +617,17 @@ class Lattice:
         grid: Grid | None = None,
         operands: tuple[str, ...] | None = None,
         known: dict[str, OperandTerms] | None = None,
+        memo: dict | None = None,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`).
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
-        capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed."""
+        capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
+        `memo`: `operand_terms`' memo, shared by the lattices of one nest."""
         self.nest, self.u = nest, u
         self.grid = grid = grid or Grid(u.trips)
         known = known or {}
         self.terms = [
-            known[spec.name] if spec.name in known else operand_terms(nest, u, grid, spec, port)
+            known[spec.name] if spec.name in known else operand_terms(nest, u, grid, spec, port, memo)
             for spec in nest.operands
             if operands is None or spec.name in operands
         ]
@@ -533,24 +642,27 @@ class Lattice:
         self.full = tuple(s - 1 for s in grid.shape)
 
     # -- states -------------------------------------------------------------------------------------
-    def root_bound(self) -> float:
+    def root_bound(self, upto: int | None = None) -> float:
         """A lower bound of `solve()` (charges of every event at its cheapest allowed point, with one
         correction): events confined to sub-lattices of disjoint axes (an input's bottom reuse run, a
         one-element register's cut) cannot both leave the origin, since the points of all events form
         a chain. So among such confined events only a family with pairwise overlapping axes is
-        charged at its minimum, the others at the origin; the cheapest family counts."""
+        charged at its minimum, the others at the origin; the cheapest family counts.
+
+        `upto`: only events k <= upto of each operand (a weaker bound, but the other events' terms
+        need not be built; the bound only grows with the events it counts)."""
         free = 0.0
         confined = []  # (cheapest charge, charge at the origin, axes it may use)
         for t in self.terms:
-            for k in range(t.first, t.n):
-                if k == 0:
-                    alive = _box(np.asarray(t.zero), self.full)
-                else:
-                    fits = np.minimum(t.held[k][0], t.held[k][1]) <= t.spec.levels[k - 1].size_bits
-                    alive = _box(np.asarray(fits), self.full)
-                if alive is None:
+            for k in range(t.first, t.n if upto is None else min(t.n, upto + 1)):
+                reach = t.reach(k)
+                if reach is None:
                     return INF
-                axes = frozenset(ax for ax, top in enumerate(alive) if top > 0)
+                axes = frozenset(
+                    ax
+                    for ax, (r, top) in enumerate(zip(reach, self.full, strict=True))
+                    if (top if r is None else r)
+                )
                 low = t.least(k)
                 if len(axes) < len(self.full):
                     confined.append((low, t.at_origin(k), axes))
