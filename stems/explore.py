@@ -104,12 +104,8 @@ def _sweep_error(err: StemsInputError) -> StemsInputError:
 
 def default_search() -> SearchFn:
     """The schedule search (`stems.schedule.search.search_schedules`)."""
-    try:
-        from stems.schedule.search import search_schedules
-    except ImportError as err:  # pragma: no cover - until the search lands
-        raise RuntimeError(
-            f"the schedule search (stems.schedule.search) is not available in this stems: {err}"
-        ) from None
+    from stems.schedule.search import search_schedules
+
     return search_schedules
 
 

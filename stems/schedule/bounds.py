@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stems.hardware.spec import Direction, Hardware
+from stems.hardware.spec import Hardware
 from stems.schedule.model import INPUT, StateIO
 from stems.schedule.result import OPERANDS, Traffic
 from stems.schedule.unitcost import OnChip
@@ -109,10 +109,7 @@ def lower_bound(
 ) -> LowerBound:
     """The compulsory traffic of `workload` on `hw` (its buffer sizes decide only `fits`)."""
     traffic = compulsory_traffic(workload, state_io)
-    dram = hw.offchip
-    pj = sum(traffic.reads[op] * _pj(dram, op, Direction.TO_LOW) for op in OPERANDS) + sum(
-        traffic.writes[op] * _pj(dram, op, Direction.FROM_LOW) for op in OPERANDS
-    )
+    pj = traffic.offchip_pj(hw)
     caps = OnChip.of(hw, buffer).capacities()
     too_big = []
     for fp in smallest_footprints(workload, hw, buffer):
@@ -120,10 +117,3 @@ def lower_bound(
             if bits > caps.get(pool, 0):
                 too_big.append((fp.layer, pool, bits, caps.get(pool, 0)))
     return LowerBound(traffic, pj, caps, tuple(too_big))
-
-
-def _pj(level, operand: str, direction: Direction) -> float:
-    try:
-        return level.pj_per_bit(operand, direction)
-    except KeyError:
-        return 0.0

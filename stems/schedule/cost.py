@@ -499,10 +499,7 @@ def evaluate(
         {op: int(a.sum()) for op, a in reads.items()}, {op: int(a.sum()) for op, a in writes.items()}
     )
     costs = unit_costs(plan, hw, unit_cost)
-    dram = hw.offchip
-    offchip_pj = sum(traffic.reads[op] * _pj(dram, op, Direction.TO_LOW) for op in OPERANDS) + sum(
-        traffic.writes[op] * _pj(dram, op, Direction.FROM_LOW) for op in OPERANDS
-    )
+    offchip_pj = traffic.offchip_pj(hw)
     fill = sum(traffic.reads[op] * onchip.pj(op, Direction.FROM_HIGH) for op in OPERANDS) + sum(
         traffic.writes[op] * onchip.pj(op, Direction.TO_HIGH) for op in OPERANDS
     )
@@ -525,10 +522,3 @@ def evaluate(
         model_changes=schedule.model_changes(workload),
         buffer_bits=sum(int(a.max()) for a in occupancy(plan, schedule, onchip, stored=False).values()),
     )
-
-
-def _pj(level, operand: str, direction: Direction) -> float:
-    try:
-        return level.pj_per_bit(operand, direction)
-    except KeyError:
-        return 0.0

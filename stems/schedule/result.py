@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stems.hardware.spec import Direction, Hardware, MemoryLevel
+
 OPERANDS = ("W", "I", "O", "V")
 
 
@@ -30,6 +32,13 @@ class Traffic:
     @property
     def total_bytes(self) -> float:
         return self.total_bits / 8
+
+    def offchip_pj(self, hw: Hardware) -> float:
+        """Energy of these bits at the off-chip level: reads out to the chip, writes coming back."""
+        dram = hw.offchip
+        return sum(self.reads[op] * _pj_per_bit(dram, op, Direction.TO_LOW) for op in OPERANDS) + sum(
+            self.writes[op] * _pj_per_bit(dram, op, Direction.FROM_LOW) for op in OPERANDS
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,3 +66,11 @@ class Violation:
             f"{self.unit_label} needs {self.occupancy_bits / 8192:.1f} KiB in {self.pool} but it holds "
             f"{self.capacity_bits / 8192:.1f} KiB; largest tensors there: {top}"
         )
+
+
+def _pj_per_bit(level: MemoryLevel, operand: str, direction: Direction) -> float:
+    """0 where the level has no port for the operand in that direction (it never moves that way)."""
+    try:
+        return level.pj_per_bit(operand, direction)
+    except KeyError:
+        return 0.0
