@@ -78,28 +78,22 @@ class Scale:
     unit: str
 
 
-def energy_scale(values: Sequence[float] | np.ndarray) -> Scale:
+def _scale(values: Sequence[float] | np.ndarray, steps: Sequence[tuple[float, str]], base: str) -> Scale:
+    """The largest unit in `steps` that the largest |value| reaches, else `base`."""
     top = float(np.nanmax(np.abs(values))) if len(values) else 1.0
-    for factor, unit in ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
-        if top >= factor:
-            return Scale(factor, unit)
-    return Scale(1.0, "pJ")
+    return next((Scale(f, u) for f, u in steps if top >= f), Scale(1.0, base))
+
+
+def energy_scale(values: Sequence[float] | np.ndarray) -> Scale:
+    return _scale(values, ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")), "pJ")
 
 
 def cycles_scale(values: Sequence[float] | np.ndarray) -> Scale:
-    top = float(np.nanmax(np.abs(values))) if len(values) else 1.0
-    for factor, unit in ((1e9, "G cycles"), (1e6, "M cycles"), (1e3, "k cycles")):
-        if top >= factor:
-            return Scale(factor, unit)
-    return Scale(1.0, "cycles")
+    return _scale(values, ((1e9, "G cycles"), (1e6, "M cycles"), (1e3, "k cycles")), "cycles")
 
 
 def bytes_scale(values: Sequence[float] | np.ndarray) -> Scale:
-    top = float(np.nanmax(np.abs(values))) if len(values) else 1.0
-    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if top >= factor:
-            return Scale(factor, unit)
-    return Scale(1.0, "B")
+    return _scale(values, ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")), "B")
 
 
 def _wide(values: Any, ratio: float = 30.0) -> bool:
