@@ -101,40 +101,65 @@ def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
 def local_search(
     layer: Layer,
     hw: Hardware,
-    start: Mapping,
+    starts: list[Mapping],
     objective: str,
     bound: float | None,
     deadline: float,
     rounds: int = 60,
-) -> tuple[Mapping, tuple]:
-    """Best-improvement descent from `start` on the exact objective (deterministic)."""
-    cur = split_primes(start)
-    table = price_batch(layer, hw, [cur])
-    key = _key(table, 0, objective, bound, cur)
+) -> list[tuple[Mapping, tuple]]:
+    """Best-improvement descent from each of `starts` on the exact objective (deterministic). The
+    descents run in lockstep so that each round prices all their neighbourhoods in one batch."""
+    cur = [split_primes(m) for m in starts]
+    keys = _keys(price_batch(layer, hw, cur), objective, bound, cur)
+    active = list(range(len(cur)))
     for _ in range(rounds):
-        if time.perf_counter() > deadline:
+        if not active or time.perf_counter() > deadline:
             break
-        cand = list(dict.fromkeys(neighbours(cur)))
+        cand: list[Mapping] = []
+        spans = []
+        for j in active:
+            near = list(dict.fromkeys(neighbours(cur[j])))
+            spans.append((j, len(cand), len(cand) + len(near)))
+            cand += near
         if not cand:
             break
         table = price_batch(layer, hw, cand)
-        best_i, best_k = None, key
-        for i in np.flatnonzero(table.valid):
-            k = _key(table, int(i), objective, bound, cand[int(i)])
-            if k < best_k:
-                best_i, best_k = int(i), k
-        if best_i is None:
-            break
-        cur, key = cand[best_i], best_k
-    return cur, key
+        keys_all = _keys(table, objective, bound, cand)
+        still = []
+        for j, lo, hi in spans:
+            best = min(range(lo, hi), key=keys_all.__getitem__, default=None)
+            if best is not None and keys_all[best] < keys[j]:
+                cur[j], keys[j] = cand[best], keys_all[best]
+                still.append(j)
+        active = still
+    return list(zip(cur, keys, strict=True))
 
 
-def _key(table, i: int, objective: str, bound: float | None, m: Mapping) -> tuple:
-    if not table.valid[i]:
-        return (math.inf, math.inf, "")
-    e, lat = float(table.energy_pj[i]), float(table.latency_cycles[i])
-    a, b = _value(objective, np.array(e), np.array(lat), bound)
-    return (float(a), float(b), str(m.to_dict()))
+def _keys(table, objective: str, bound: float | None, maps: list[Mapping]) -> list[tuple]:
+    """Sort keys of every row (invalid rows last); the mapping's text breaks exact ties only, so it
+    is built lazily (`_Key`)."""
+    e = np.where(table.valid, table.energy_pj, np.inf)
+    lat = np.where(table.valid, table.latency_cycles, np.inf)
+    a, b = _value(objective, e, lat, bound)
+    a = np.where(table.valid, a, np.inf)
+    b = np.where(table.valid, b, np.inf)
+    return [_Key(float(x), float(y), m) for x, y, m in zip(a, b, maps, strict=True)]
+
+
+class _Key(tuple):
+    """(objective, second key, mapping): compared on the numbers first, the mapping's text last."""
+
+    def __new__(cls, a: float, b: float, m: Mapping | None):
+        return super().__new__(cls, (a, b, m))
+
+    def __lt__(self, other: tuple) -> bool:
+        if (self[0], self[1]) != (other[0], other[1]):
+            return (self[0], self[1]) < (other[0], other[1])
+        return _text(self[2]) < _text(other[2])
+
+
+def _text(m: Mapping | None) -> str:
+    return "" if m is None else str(m.to_dict())
 
 
 def _ports(hw: Hardware, nest) -> list:
@@ -170,7 +195,7 @@ def map_latency(
     cycles = {u: float(math.prod(u.trips)) for u in space}
     constant = _constant_pj(layer, hw)
     drain = {u: float(sum(max(x - 1, 0) for x, s in zip(u.used, systolic, strict=True) if s)) for u in space}
-    best_key: tuple = (math.inf, math.inf, "")
+    best_key: tuple = _Key(math.inf, math.inf, None)
     best_map: Mapping | None = None
     bounds: list[float] = []  # a lower bound of the objective for every unrolling of the space
     n_dp = solved = searched = 0
@@ -247,7 +272,7 @@ def map_latency(
         seeds = tied + seeds
         u_bound = objective_bound(low, e_opt)
         table = price_batch(layer, hw, seeds)
-        keys = [_key(table, i, objective, latency_bound, m) for i, m in enumerate(seeds)]
+        keys = _keys(table, objective, latency_bound, seeds)
         for key, m in zip(keys, seeds, strict=True):
             better(key, m)
         exact = objective == "energy" and min(keys[: len(tied)])[0] <= u_bound * (1 + REL)
@@ -268,12 +293,11 @@ def map_latency(
         bounds.append(u_bound)
     # refine: local search from the best seeds that can still win
     pool.sort(key=lambda x: x[0])
-    for key, m, u_bound in pool[:REFINE]:
-        if u_bound >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
-            continue
-        m, key = local_search(layer, hw, m, objective, latency_bound, deadline)
-        searched += 1
-        better(key, m)
+    starts = [m for _, m, u_bound in pool[:REFINE] if u_bound < best_key[0] * (1 - REL)]
+    if starts and time.perf_counter() <= deadline:
+        for m, key in local_search(layer, hw, starts, objective, latency_bound, deadline):
+            better(key, m)
+        searched = len(starts)
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
     if best_map is None or not math.isfinite(best_key[0]):
