@@ -40,6 +40,7 @@ import numpy as np
 from stems.cost.mapping import Mapping
 from stems.cost.model import Cost, nest_of, price, price_batch
 from stems.cost.nest import Nest
+from stems.cost.sample import prime_factors
 from stems.errors import StemsInputError
 from stems.hardware.spec import Hardware
 from stems.search.intra_model import solve_unrolling
@@ -509,7 +510,7 @@ def map_workload(
         ) as pool:
             # largest problems first keeps the workers busy to the end; each result is re-priced here
             # as it arrives, while the workers go on
-            order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][0]))
+            order = sorted(range(len(jobs)), key=lambda i: -_work(jobs[i][0], hw))
             futures = {pool.submit(_solve_remote, jobs[i]): i for i in order}
             done = {}
             for f in as_completed(futures):
@@ -530,5 +531,7 @@ def map_workload(
     return out
 
 
-def _size(layer: Layer) -> float:
-    return float(math.prod(layer.dims.as_dict().values()))
+def _work(layer: Layer, hw: Hardware) -> int:
+    """A layer's expected search effort: its unrollings times the prime factors of their trips."""
+    space = unrollings(nest_of(layer, hw))
+    return sum(sum(len(prime_factors(t)) for t in u.trips) for u in space)
