@@ -90,3 +90,17 @@ def test_sew_resnet_tb_f_preset_at_the_paper_default_buffer(sew) -> None:
     assert tbf.cost.feasible and offchip_mb(base) / offchip_mb(tbf) > 10
     assert base.cost.total_pj / tbf.cost.total_pj > 4
     assert evaluate(sew, tbf.schedule, hw).traffic == tbf.cost.traffic
+
+
+def test_replicated_levels_budget_all_their_copies() -> None:
+    """A per-PE register or per-core memory holds a unit's tensors across all its copies: tpu_like's
+    128 B weight register x 1,024 PEs, loihi-like's 128 KiB synapse memory x 128 cores. Budgeting one
+    copy made every layer of SEW-ResNet-18 'not fit' in 128 B of weights."""
+    from stems.schedule.unitcost import OnChip
+
+    tpu, loihi, edge = (load_hardware(n) for n in ("tpu_like", "loihi-like", "stems-edge"))
+    assert OnChip.of(tpu).capacities()["rf_128B"] == 128 * 8 * 32 * 32
+    assert OnChip.of(loihi).capacities()["synapse_mem"] == 128 * 1024 * 8 * 128
+    assert OnChip.of(edge).capacities()["global_buffer"] == 1024 * 1024 * 8  # one copy serves the array
+    assert OnChip.of(tpu, "sram_2MB").capacities() == {"sram_2MB": 2 * 1024 * 1024 * 8}
+    assert lower_bound(load_workload("zoo:sew-resnet18-dvs128"), tpu).fits

@@ -13,7 +13,8 @@ batch); until then `default_unit_cost` prices a unit as
 
 `OnChip` maps operands to the buffers whose capacity the schedule budgets: the outermost on-chip level
 holding each operand (on stems-edge all four share the global buffer). Activations count against the
-level holding I, weights against W's, state against V's.
+level holding I, weights against W's, state against V's. A level replicated over the array (a register
+per PE, a memory per core) budgets all its copies: a unit's tensors are spread over them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class OnChip:
     """The on-chip buffer of each operand (None: the operand cannot stay on chip)."""
 
     levels: dict[str, MemoryLevel | None]
+    copies: dict[str, int]  # per level name: its instances over the array
 
     @classmethod
     def of(cls, hw: Hardware, buffer: str | None = None) -> OnChip:
@@ -63,13 +65,13 @@ class OnChip:
                 level = hw.level(buffer)
             except StopIteration:
                 raise StemsInputError(f"hardware {hw.name} has no memory '{buffer}'") from None
-            return cls(dict.fromkeys(OPERANDS, level))
+            return cls(dict.fromkeys(OPERANDS, level), {level.name: hw.instances(level)})
         onchip = hw.memories[:-1]
         levels: dict[str, MemoryLevel | None] = {}
         for op in OPERANDS:
             held = [m for m in onchip if op in m.operands]
             levels[op] = held[-1] if held else None
-        return cls(levels)
+        return cls(levels, {m.name: hw.instances(m) for m in onchip})
 
     def pool(self, cls_: str) -> str:
         """Capacity pool (a level name) of a tensor class: 'W', 'V' or 'A' (activations, on I's level)."""
@@ -80,7 +82,7 @@ class OnChip:
         out: dict[str, int] = {}
         for c in ("A", "W", "V"):
             level = self.levels["I" if c == "A" else c]
-            out[self.pool(c)] = level.size_bits if level is not None else 0
+            out[self.pool(c)] = level.size_bits * self.copies[level.name] if level is not None else 0
         return out
 
     def pj(self, operand: str, direction: Direction) -> float:
