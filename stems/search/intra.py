@@ -64,13 +64,14 @@ TIES = 16  # tied optimal chains per unrolling compared by latency
 
 @dataclass(frozen=True)
 class SearchStats:
-    """How the answer was found: unrollings in the space, solved and pruned; lattice solves."""
+    """How the answer was found: unrollings in the space, solved and pruned; lattice solves; and the
+    candidates priced exactly at the end (energy: tied optimal chains; latency: local-search descents)."""
 
     unrollings: int = 0
     solved: int = 0
     pruned: int = 0
     dp_solves: int = 0
-    tied: int = 0
+    refined: int = 0
     cache_hit: bool = False
 
 
