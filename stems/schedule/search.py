@@ -273,19 +273,24 @@ class _Search:
                 raise AssertionError(
                     f"schedule search: {label}: the tables' {name} {model!r} differ from the exact {exact!r}"
                 )
-        if res.status is Status.OPTIMAL:
+        value = objective_value(cost, _NAME[metric])
+        status = res.status
+        if status is Status.OPTIMAL:
             bound = _to_units(metric, totals[metric], scale)
         else:
             bound = _to_units(metric, res.bound[0], scale) if pure else None
+            if bound is not None and value <= bound:
+                status = Status.OPTIMAL  # the exact price meets a proven lower bound
         result = SolveResult(
-            status=res.status,
-            objective=objective_value(cost, _NAME[metric]),
+            status=status,
+            objective=value,
             best_bound=bound,
             wall_s=wall,
             workers=self.options.workers,
             seed=self.options.seed,
         )
-        if res.status is not Status.OPTIMAL:
+        # not proven for lack of time, unless the on-chip peak over several pools (never proven) is why
+        if status is not Status.OPTIMAL and not (metric == "P" and len(self.caps) > 1):
             self.hit_time_limit = True
         pt = SchedulePoint(label, schedule, cost, result)
         self.points.append(pt)
