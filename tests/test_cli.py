@@ -11,6 +11,8 @@ from onnx_builders import GraphBuilder
 from test_nir_import import sinabs_like
 
 from stems.cli import main
+from stems.errors import StemsInputError
+from stems.hardware import load_hardware
 
 
 @pytest.fixture
@@ -132,3 +134,19 @@ def test_unsupported_operator_and_truncated_file_through_the_cli(run: object, tm
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     assert_one_line_error(run("inspect", cut), "cut.onnx")
+
+
+def test_binary_files_where_text_is_expected_are_one_line(run: object, tmp_path: Path) -> None:
+    """A model (or any binary file) given as a mapping file, annotations, hardware YAML or summary."""
+    blob = tmp_path / "model.onnx"
+    blob.write_bytes(b"\x08\x07\x12\x0bstems\xd3\xff\x00binary")
+    assert_one_line_error(run("evaluate", blob), "model.onnx", "not a YAML text file")
+    assert_one_line_error(run("inspect", sinabs_like(tmp_path), "-a", blob), "not a YAML text file")
+    hw = tmp_path / "hw.yaml"
+    hw.write_bytes(blob.read_bytes())
+    with pytest.raises(StemsInputError, match=r"hw\.yaml: not a YAML text file"):
+        load_hardware(hw)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "summary.json").write_bytes(blob.read_bytes())
+    assert_one_line_error(run("report", folder), "summary.json", "cannot read")

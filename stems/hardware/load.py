@@ -62,9 +62,11 @@ def list_shipped() -> list[str]:
     return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
 
 
-def load_hardware(ref: str, overrides: Sequence[str] = ()) -> Hardware:
+def load_hardware(ref: str | Path, overrides: Sequence[str] = ()) -> Hardware:
     """The hardware `ref` names: a shipped spec (`stems-edge`), a stems YAML path, or
     `zigzag:HW.yaml[,MAPPING.yaml]` (ZigZag's own files; the mapping gives the spatial loops)."""
+    if isinstance(ref, Path):
+        ref = str(ref)
     if ref.startswith(ZIGZAG_PREFIX):
         from stems.hardware.zigzag_yaml import read_zigzag
 
@@ -116,6 +118,8 @@ def read_yaml(path: str | Path, *, strict: bool, top: type = dict) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise StemsInputError(f"cannot read: {err.strerror or err}", path=path) from None
+    except UnicodeDecodeError as err:
+        raise StemsInputError(f"not a YAML text file (byte {err.start} is not UTF-8)", path=path) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader if strict else yaml.SafeLoader)
     except yaml.YAMLError as err:

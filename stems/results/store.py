@@ -143,8 +143,8 @@ class Exploration:
         if not summary_path.is_file():
             raise StemsInputError("no summary.json: not a stems output folder", path=folder)
         try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:  # ValueError: bad JSON or not UTF-8
             raise StemsInputError(f"cannot read: {err}", path=summary_path) from None
         if not isinstance(summary, dict) or summary.get("stems_summary") != SUMMARY_VERSION:
             raise StemsInputError(

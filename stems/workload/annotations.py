@@ -242,9 +242,11 @@ def load_annotations(source: str | Path | Mapping[str, Any]) -> Annotations:
         return parse_annotations(source, "<annotations>")
     path = str(source)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise StemsInputError(f"cannot read annotations: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise StemsInputError(f"not a YAML text file (byte {exc.start} is not UTF-8)", path=path) from None
     return parse_annotations_text(text, path)
 
 
