@@ -241,6 +241,7 @@ class OperandTerms:
     grid: Grid | None = None
     count: np.ndarray | None = None
     busy: bool = False
+    onload: int | None = None  # busy charge only: this event also pays its first transfer (see operand_terms)
     zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
     rate: dict[int, object] = field(default_factory=dict)
     used: frozenset[int] = frozenset()  # loops a tile depends on
@@ -273,6 +274,9 @@ class OperandTerms:
 
     def _full(self, a: int) -> np.ndarray:
         shape = self.grid.shape
+        if a == self.onload:
+            every = self.grid.count(self.absent_dims)
+            return np.where(every >= 2, self.rate[a] * every, INF)
         if a == 0 and not self.spec.output:
             return np.where(self.zero, self.rate[0] * self.counts, INF)
         if self.spec.output:
@@ -284,6 +288,8 @@ class OperandTerms:
         """Smallest charge of event k anywhere (capacity ignored): a lower bound. The rate depends on
         the tile only, and completing every other loop below the point minimises the transfers (and
         leaves no partial sum unless a spatial reuse loop keeps one open)."""
+        if k not in self._least and k == self.onload:
+            self._least[k] = float(np.min(self.cost[k]))
         if k not in self._least:
             grid = self.grid
             live = [d for d, t in enumerate(grid.trips) if t > 1 and d not in self.absent_dims]
@@ -324,6 +330,8 @@ class OperandTerms:
         origin = (0,) * len(grid.shape)
         total = math.prod(t for d, t in enumerate(grid.trips) if d not in self.absent_dims)
         count = max(total - 1, 0) if self.busy else total
+        if k == self.onload:
+            return float(_at(self.rate[k], origin) * total) if total >= 2 else INF
         if k == 0 and not self.spec.output:
             return float(self.rate[0] * count)
         rate = self.rate[k]
@@ -361,7 +369,13 @@ def _info(spec: OperandSpec) -> _SpecInfo:
 
 
 def operand_terms(
-    nest: Nest, u: Unrolling, grid: Grid, spec: OperandSpec, port=None, memo: dict | None = None
+    nest: Nest,
+    u: Unrolling,
+    grid: Grid,
+    spec: OperandSpec,
+    port=None,
+    memo: dict | None = None,
+    onload: int | None = None,
 ) -> OperandTerms:
     """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
 
@@ -373,6 +387,8 @@ def operand_terms(
     With `port` (a `Port` of the hardware) the charge is instead that port's busy cycles beyond each
     move's first transfer, sum of ceil(elements x bits / port width) x (transfers - 1) over the moves
     it carries, as stems.cost.latency times them (a lower bound of the latency, see intra_latency).
+    With `onload` (an event index, with `port`) that event's move also pays its first transfer (the
+    transfer on-loading waits for when the move repeats) and is allowed only where it repeats.
 
     `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
     its relevant and window loops, the spatial factors on those loops per level, the copies, the
@@ -487,6 +503,7 @@ def operand_terms(
     key = (
         spec.name,
         port,
+        onload,
         tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
         tuple(tuple(b[d] for d in sorted(used)) for b in below),
         tuple(instances[1:]),  # instances[0] and sp_open[0] (below the lowest level) are not used
@@ -513,6 +530,7 @@ def operand_terms(
         )
         out.rate[0] = float(rate(0, TO_LOW, fanout[0], spec.bits, instances[1]))
     out.used = used
+    out.onload = onload
     out.reuse_dims = reuse
     out.absent_dims = absent
 
@@ -618,8 +636,10 @@ class Lattice:
         operands: tuple[str, ...] | None = None,
         known: dict[str, OperandTerms] | None = None,
         memo: dict | None = None,
+        onload: tuple[str, int] | None = None,
     ) -> None:
-        """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`).
+        """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
+        `onload` (operand, event): that event's move also pays its first transfer, where it repeats.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
         `memo`: `operand_terms`' memo, shared by the lattices of one nest."""
@@ -627,7 +647,11 @@ class Lattice:
         self.grid = grid = grid or Grid(u.trips)
         known = known or {}
         self.terms = [
-            known[spec.name] if spec.name in known else operand_terms(nest, u, grid, spec, port, memo)
+            known[spec.name]
+            if spec.name in known
+            else operand_terms(
+                nest, u, grid, spec, port, memo, onload[1] if onload and onload[0] == spec.name else None
+            )
             for spec in nest.operands
             if operands is None or spec.name in operands
         ]
