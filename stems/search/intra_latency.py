@@ -28,7 +28,8 @@ import numpy as np
 from stems.cost.mapping import Mapping
 from stems.cost.model import nest_of, price_batch
 from stems.cost.sample import prime_factors
-from stems.hardware.spec import Direction, Hardware
+from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
+from stems.hardware.spec import Hardware
 from stems.search.lattice import Lattice
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import unrollings
@@ -170,41 +171,98 @@ def _port(level, operand: str, direction):
 
 
 def _outer_links(nest) -> dict[str, tuple[int, object]]:
-    """Per input (W, I): its outermost link (lattice event) and the port of its upper end, where only
-    that end uses the port (so one transfer on it is the link's on-loading, not a part of it)."""
+    """Per operand W, I and O: its outermost link (lattice event) and the port of that link's upper
+    end, where only that end uses the port (so a transfer on it is the link's own on- or off-loading,
+    not a part of it)."""
     out = {}
     for spec in nest.operands:
         n = len(spec.levels)
-        if spec.name not in ("W", "I") or n < 2:
+        if spec.name not in ("W", "I", "O") or n < 2:
             continue
-        hi = _port(spec.levels[n - 1], spec.name, Direction.TO_LOW)
-        if hi is not None and hi != _port(spec.levels[n - 2], spec.name, Direction.FROM_HIGH):
+        up, down = (FROM_LOW, TO_HIGH) if spec.output else (TO_LOW, FROM_HIGH)
+        hi = _port(spec.levels[n - 1], spec.name, up)
+        if hi is not None and hi != _port(spec.levels[n - 2], spec.name, down):
             out[spec.name] = (n - 1, hi)
     return out
 
 
-def _onload_bound(nest, u, grid, op: str, a: int, port, cycles: float, deadline: float) -> tuple[float, int]:
-    """A lower bound of latency - drain over the mappings of `u`, from input `op`'s outermost link
-    (`_outer_links`), and the lattice solves spent.
+def _inner_offload(nest) -> int:
+    """Cycles off-loading takes at least besides the outermost output link: one per other link of O
+    (the last outputs cross every link, each transfer at least one cycle)."""
+    spec = next((s for s in nest.operands if s.name == "O"), None)
+    if spec is None:
+        return 0
+    levels = spec.levels
+    return sum(
+        1
+        for m in range(len(levels) - 2)
+        if _port(levels[m], "O", TO_HIGH) or _port(levels[m + 1], "O", FROM_LOW)
+    )
 
-    latency - drain >= X + onload with X = cycles + stall, and on-loading waits at least for that link
-    (stems.cost.latency: it is summed, or it is the last half-shared link, which is kept). Where the
-    link's move repeats, it waits for one whole transfer r, and X >= max(cycles, busy cycles of its
-    port beyond first transfers) = B: so >= B + r, which the lattice minimises with that first
-    transfer charged (`Lattice(onload=...)`), and >= cycles + the least r. Where it is made once,
-    prefetching with spare bandwidth removes at most X from r: so >= max(cycles, r)."""
+
+def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
+    """The least first transfer (cycles on the lattice's port) of `op`'s event `a` where its move
+    repeats and where it is made once (inf if nowhere); an output's partial sums count 0."""
+    terms = next(t for t in lat.terms if t.spec.name == op)
+    every = lat.grid.count(terms.absent_dims)
+    if terms.spec.output:
+        lo, _ = terms.rate[a]
+        real = np.where(terms.ps_small[a], 0.0, np.broadcast_to(lo, lat.grid.shape))
+    else:
+        real = np.broadcast_to(terms.rate[a], lat.grid.shape)
+    often = float(real[every >= 2].min()) if (every >= 2).any() else math.inf
+    once = float(real[every == 1].min()) if (every == 1).any() else math.inf
+    return often, once
+
+
+def _loading_bound(nest, u, grid, links: dict, cycles: float, deadline: float) -> tuple[float, int]:
+    """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
+    links (`_outer_links`), and the lattice solves spent.
+
+    latency - drain = X + onload + offload with X = cycles + stall >= max(cycles, B), B the busy cycles
+    of a port beyond first transfers (the lattice minimises them). On-loading waits at least for an
+    input's outermost link (stems.cost.latency sums it, or keeps it as the last half-shared link) and
+    off-loading for every output link. A link whose move repeats waits for one whole transfer r; one
+    made once for r less what prefetching (or post-storing) with the port's spare bandwidth removes,
+    and the spare of a port is at most X in all. So, with r_in and r_out the input's and the output's
+    outermost links on the same port: both repeating, >= B + r_in + r_out (the lattice minimises it
+    with those first transfers charged, `Lattice(onload=...)`); input repeating, output once, >=
+    max(X, r_out) + r_in; the reverse likewise; both once, >= max(X, r_in + r_out). Each other output
+    link adds at least a cycle."""
     from stems.search.intra import _solve_shared
 
-    lat = Lattice(nest, u, port=port, grid=grid, onload=(op, a))
-    found, k, _ = _solve_shared(lat, math.inf, deadline)
-    terms = next(t for t in lat.terms if t.spec.name == op)
-    every = grid.count(terms.absent_dims)
-    real = np.broadcast_to(terms.rate[a], grid.shape)
-    often = min((x[0] for x in found), default=math.inf)
-    if (every >= 2).any():
-        often = max(often, cycles + float(real[every >= 2].min()))
-    once = max(cycles, float(real[every == 1].min())) if (every == 1).any() else math.inf
-    return min(often, once), k
+    n_dp = 0
+
+    def least(onload: dict[str, int], port) -> float:
+        nonlocal n_dp
+        lat = Lattice(nest, u, port=port, grid=grid, onload=onload)
+        found, k, _ = _solve_shared(lat, math.inf, deadline)
+        n_dp += k
+        return min((x[0] for x in found), default=math.inf)
+
+    inner = _inner_offload(nest)
+    best = cycles
+    for op in ("W", "I"):
+        if op not in links:
+            continue
+        a, port = links[op]
+        probe = Lattice(nest, u, port=port, grid=grid)
+        in_often, in_once = _first_transfers(probe, op, a)
+        dp_in = least({op: a}, port)
+        cases = [max(dp_in, cycles + in_often), max(cycles, in_once)]
+        if "O" in links and links["O"][1] == port:
+            o = links["O"][0]
+            out_often, out_once = _first_transfers(probe, "O", o)
+            dp_out = least({"O": o}, port)
+            dp_both = least({op: a, "O": o}, port)
+            cases = [
+                max(dp_both, cycles + in_often + out_often),
+                max(dp_in, cycles + in_often, out_once + in_often),
+                max(dp_out, cycles + out_often, in_once + out_often),
+                max(cycles, in_once + out_once),
+            ]
+        best = max(best, min(cases) + inner)
+    return best, n_dp
 
 
 def _ports(hw: Hardware, nest) -> list:
@@ -293,10 +351,8 @@ def map_latency(
         if not found:
             continue  # nothing fits in u
         any_fits = True
-        for op, (a, port) in links.items():
-            if objective == "latency" and low >= best_key[0] * (1 - REL):
-                break
-            bound, k = _onload_bound(nest, u, grid, op, a, port, cycles[u], deadline)
+        if not (objective == "latency" and low >= best_key[0] * (1 - REL)):
+            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline)
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):

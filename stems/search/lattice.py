@@ -276,7 +276,12 @@ class OperandTerms:
         shape = self.grid.shape
         if a == self.onload:
             every = self.grid.count(self.absent_dims)
-            return np.where(every >= 2, self.rate[a] * every, INF)
+            if self.spec.output:  # finished outputs pay the first transfer; partial sums do not
+                lo, hi = self.rate[a]
+                charge = np.where(self.ps_small[a], hi * (every - 1), lo * every)
+            else:
+                charge = self.rate[a] * every
+            return np.where(every >= 2, charge, INF)
         if a == 0 and not self.spec.output:
             return np.where(self.zero, self.rate[0] * self.counts, INF)
         if self.spec.output:
@@ -331,7 +336,7 @@ class OperandTerms:
         total = math.prod(t for d, t in enumerate(grid.trips) if d not in self.absent_dims)
         count = max(total - 1, 0) if self.busy else total
         if k == self.onload:
-            return float(_at(self.rate[k], origin) * total) if total >= 2 else INF
+            return float(self.cost[k][origin])
         if k == 0 and not self.spec.output:
             return float(self.rate[0] * count)
         rate = self.rate[k]
@@ -388,7 +393,8 @@ def operand_terms(
     move's first transfer, sum of ceil(elements x bits / port width) x (transfers - 1) over the moves
     it carries, as stems.cost.latency times them (a lower bound of the latency, see intra_latency).
     With `onload` (an event index, with `port`) that event's move also pays its first transfer (the
-    transfer on-loading waits for when the move repeats) and is allowed only where it repeats.
+    transfer on- or off-loading waits for when the move repeats; an output's only when it is final)
+    and is allowed only where it repeats.
 
     `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
     its relevant and window loops, the spatial factors on those loops per level, the copies, the
@@ -636,10 +642,10 @@ class Lattice:
         operands: tuple[str, ...] | None = None,
         known: dict[str, OperandTerms] | None = None,
         memo: dict | None = None,
-        onload: tuple[str, int] | None = None,
+        onload: dict[str, int] | None = None,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
-        `onload` (operand, event): that event's move also pays its first transfer, where it repeats.
+        `onload` {operand: event}: that event's move also pays its first transfer, where it repeats.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
         `memo`: `operand_terms`' memo, shared by the lattices of one nest."""
@@ -649,9 +655,7 @@ class Lattice:
         self.terms = [
             known[spec.name]
             if spec.name in known
-            else operand_terms(
-                nest, u, grid, spec, port, memo, onload[1] if onload and onload[0] == spec.name else None
-            )
+            else operand_terms(nest, u, grid, spec, port, memo, (onload or {}).get(spec.name))
             for spec in nest.operands
             if operands is None or spec.name in operands
         ]
