@@ -281,7 +281,7 @@ LATENCY_CASES = [
 @pytest.mark.parametrize(("spec", "layer"), LATENCY_CASES, ids=[f"{s}-{x.name}" for s, x in LATENCY_CASES])
 def test_latency_finds_the_exhaustive_optimum_with_a_valid_bound(spec, layer) -> None:
     """The latency search reaches the enumeration's optimum on small layers, and its bound is below
-    it. (It reports `feasible`, not `optimal`: its bound leaves out off-loading and most of on-loading.)"""
+    it. (`optimal` only where the bound meets it.)"""
     hw = SPECS[spec]
     oracle = exhaustive(layer, hw, "latency", combine="full")
     r = map_layer(layer, hw, "latency", use_cache=False)

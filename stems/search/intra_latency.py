@@ -5,11 +5,12 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 
 * Bound. For any mapping of an unrolling u, latency >= cycles(u) + drain(u) (stall, on- and
   off-loading are >= 0), >= the busy cycles of a port + drain (the lattice minimises them), and >=
-  what each input's outermost link adds to on-loading (`_onload_bound`); energy >= E*(u), u's exact
-  energy optimum (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x
-  L(u); under a latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound
-  leaves out off-loading, the windows a port's moves share and the bandwidth prefetching competes
-  for, so it rarely meets the optimum: the status is then `feasible` with the gap.
+  what the outermost links add through on- and off-loading (`_loading_bound`, lattices of busy,
+  overrun and reserved-bandwidth cycles); energy >= E*(u), u's exact energy optimum
+  (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
+  latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound leaves out the
+  windows a port's moves share and the inner links' loading, so on layers whose optimum is set by
+  them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
@@ -37,6 +38,7 @@ from stems.workload.model import Layer
 
 REL = 1e-9
 REFINE = 3  # seeds refined by local search
+REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
 
 
@@ -215,53 +217,97 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
     return often, once
 
 
-def _loading_bound(nest, u, grid, links: dict, cycles: float, deadline: float) -> tuple[float, int]:
+def _loading_bound(
+    nest, u, grid, links: dict, cycles: float, deadline: float, target: float = math.inf
+) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
-    links (`_outer_links`), and the lattice solves spent.
+    links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
 
-    latency - drain = X + onload + offload with X = cycles + stall >= max(cycles, B), B the busy cycles
-    of a port beyond first transfers (the lattice minimises them). On-loading waits at least for an
-    input's outermost link (stems.cost.latency sums it, or keeps it as the last half-shared link) and
-    off-loading for every output link. A link whose move repeats waits for one whole transfer r; one
-    made once for r less what prefetching (or post-storing) with the port's spare bandwidth removes,
-    and the spare of a port is at most X in all. So, with r_in and r_out the input's and the output's
-    outermost links on the same port: both repeating, >= B + r_in + r_out (the lattice minimises it
-    with those first transfers charged, `Lattice(onload=...)`); input repeating, output once, >=
-    max(X, r_out) + r_in; the reverse likewise; both once, >= max(X, r_in + r_out). Each other output
-    link adds at least a cycle."""
+    latency - drain = X + onload + offload with X = cycles + stall. The lattice minimises, over a
+    port's loads: B, their busy cycles beyond first transfers (X >= B); S, the cycles their
+    transfers overrun their periods (X >= cycles + S, part of the port's stall); and N, the bandwidth
+    the repeating ones reserve (`Lattice(need=..., kind=...)`). On-loading waits at least for an
+    input's outermost link (stems.cost.latency sums it, or keeps it as the last half-shared link),
+    off-loading for every output link. A link whose move repeats waits for one whole transfer r (the
+    lattice adds it, `Lattice(onload=...)`, to B or S); one made once for r less what prefetching (or
+    post-storing) with the port's spare bandwidth removes, at most (1 - N / width) X in all. So with
+    r_in and r_out the input's and the output's outermost links on one port: both repeating, X + r_in
+    + r_out; input repeating, output once, >= r_in + r_out + min(1, N / width) X; the reverse
+    likewise; both once, >= r_in + r_out + min(1, N / width) X; and each >= X. Each other output link
+    adds at least a cycle. The bound is the least of these cases, each bounded from the minima."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
+    memo: dict = {}
 
-    def least(onload: dict[str, int], port) -> float:
+    def least(port, onload: tuple = (), kind: str = "busy") -> float:
         nonlocal n_dp
-        lat = Lattice(nest, u, port=port, grid=grid, onload=onload)
-        found, k, _ = _solve_shared(lat, math.inf, deadline)
-        n_dp += k
-        return min((x[0] for x in found), default=math.inf)
+        key = (port, onload, kind)
+        if key not in memo:
+            need = None if kind == "busy" else cycles
+            lat = Lattice(nest, u, port=port, grid=grid, onload=dict(onload), need=need, kind=kind)
+            found, k, _ = _solve_shared(lat, math.inf, deadline)
+            n_dp += k
+            memo[key] = min((x[0] for x in found), default=math.inf)
+        return memo[key]
+
+    def case(terms, goal: float) -> float:
+        """max of lazily computed terms, stopping at the first that reaches `goal`."""
+        value = -math.inf
+        for term in terms:
+            value = max(value, term())
+            if value >= goal:
+                break
+        return value
+
+    def op_bound(op: str, goal: float) -> float:
+        """The least case for input `op`'s outermost link (and the output's, on the same port)."""
+        a, port = links[op]
+        probe = Lattice(nest, u, port=port, grid=grid)
+        in_often, in_once = _first_transfers(probe, op, a)
+        i = ((op, a),)
+
+        def x_min() -> float:  # X over all mappings
+            return max(cycles + least(port, (), "stall"), least(port))
+
+        def x_plus(first: float, designated: tuple) -> float:  # X + r over the mappings repeating it
+            return max(cycles + first, least(port, designated), cycles + least(port, designated, "stall"))
+
+        def spare_cut() -> float:  # min(1, N / width) X over all mappings
+            return min(x_min(), least(port, (), "need"))
+
+        cases = [
+            [lambda: cycles + in_often, lambda: least(port, i), lambda: cycles + least(port, i, "stall")],
+            [lambda: in_once, x_min, lambda: in_once + spare_cut()],
+        ]
+        if "O" in links and links["O"][1] == port:
+            o = (("O", links["O"][0]),)
+            out_often, out_once = _first_transfers(probe, "O", links["O"][0])
+            cases = [
+                [
+                    lambda: cycles + in_often + out_often,
+                    lambda: least(port, i + o),
+                    lambda: cycles + least(port, i + o, "stall"),
+                ],
+                [
+                    lambda: out_once + cycles + in_often,
+                    lambda: x_plus(in_often, i),
+                    lambda: out_once + min(x_plus(in_often, i), least(port, i, "need")),
+                ],
+                [
+                    lambda: in_once + cycles + out_often,
+                    lambda: x_plus(out_often, o),
+                    lambda: in_once + min(x_plus(out_often, o), least(port, o, "need")),
+                ],
+                [lambda: in_once + out_once, x_min, lambda: in_once + out_once + spare_cut()],
+            ]
+        return min(case(c, goal) for c in cases)
 
     inner = _inner_offload(nest)
     best = cycles
     for op in ("W", "I"):
-        if op not in links:
-            continue
-        a, port = links[op]
-        probe = Lattice(nest, u, port=port, grid=grid)
-        in_often, in_once = _first_transfers(probe, op, a)
-        dp_in = least({op: a}, port)
-        cases = [max(dp_in, cycles + in_often), max(cycles, in_once)]
-        if "O" in links and links["O"][1] == port:
-            o = links["O"][0]
-            out_often, out_once = _first_transfers(probe, "O", o)
-            dp_out = least({"O": o}, port)
-            dp_both = least({op: a, "O": o}, port)
-            cases = [
-                max(dp_both, cycles + in_often + out_often),
-                max(dp_in, cycles + in_often, out_once + in_often),
-                max(dp_out, cycles + out_often, in_once + out_often),
-                max(cycles, in_once + out_once),
-            ]
-        best = max(best, min(cases) + inner)
+        if op in links and best < target:
+            best = max(best, op_bound(op, target - inner) + inner)
     return best, n_dp
 
 
@@ -352,7 +398,8 @@ def map_latency(
             continue  # nothing fits in u
         any_fits = True
         if not (objective == "latency" and low >= best_key[0] * (1 - REL)):
-            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline)
+            target = best_key[0] - drain[u] if objective == "latency" else math.inf
+            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target)
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):
@@ -399,13 +446,18 @@ def map_latency(
                     low2 = max(low2, r_min + drain[u])
             u_bound = objective_bound(low2, e_opt)
         bounds.append(u_bound)
-    # refine: local search from the best seeds that can still win
+    # refine: local search from the best seeds that can still win; within CLOSE of the bound, from
+    # more of them (a few more descents often find the mapping that meets it)
     pool.sort(key=lambda x: x[0])
-    starts = [m for _, m, u_bound in pool[:REFINE] if u_bound < best_key[0] * (1 - REL)]
-    if starts and time.perf_counter() <= deadline:
-        for m, key in local_search(layer, hw, starts, objective, latency_bound, deadline):
-            better(key, m)
-        searched = len(starts)
+    for lo, hi in ((0, REFINE), (REFINE, REFINE_CLOSE)):
+        low_bound = min(bounds, default=0.0)
+        if lo and not low_bound < best_key[0] * (1 - REL) <= low_bound * (1 + CLOSE):
+            break
+        starts = [m for _, m, u_bound in pool[lo:hi] if u_bound < best_key[0] * (1 - REL)]
+        if starts and time.perf_counter() <= deadline:
+            for m, key in local_search(layer, hw, starts, objective, latency_bound, deadline):
+                better(key, m)
+            searched += len(starts)
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
     if best_map is None or not math.isfinite(best_key[0]):

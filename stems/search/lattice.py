@@ -242,6 +242,7 @@ class OperandTerms:
     count: np.ndarray | None = None
     busy: bool = False
     onload: int | None = None  # busy charge only: this event also pays its first transfer (see operand_terms)
+    need: tuple[float, float, str] | None = None  # (cycles, port width, "need" or "stall"): see operand_terms
     zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
     rate: dict[int, object] = field(default_factory=dict)
     used: frozenset[int] = frozenset()  # loops a tile depends on
@@ -274,6 +275,8 @@ class OperandTerms:
 
     def _full(self, a: int) -> np.ndarray:
         shape = self.grid.shape
+        if self.need is not None:
+            return self._need(a)
         if a == self.onload:
             every = self.grid.count(self.absent_dims)
             if self.spec.output:  # finished outputs pay the first transfer; partial sums do not
@@ -289,11 +292,33 @@ class OperandTerms:
             return np.broadcast_to(np.where(self.ps_small[a], hi, lo) * self.counts, shape)
         return np.broadcast_to(self.rate[a] * self.counts, shape)
 
+    def _need(self, a: int) -> np.ndarray:
+        """Bandwidth need or stall charge (see `operand_terms`) per repeating move; at the `onload`
+        event also the first transfer, and only where it repeats."""
+        cycles, width, kind = self.need
+        every = self.grid.count(self.absent_dims)
+        bits = self.rate[a]
+        if self.spec.output:
+            bits = np.where(self.ps_small[a], bits[1], bits[0])
+        if kind == "need":
+            per = np.floor(bits * every / cycles) * (cycles / width)
+        else:
+            per = np.maximum(0.0, np.ceil(bits / width) - cycles / every) * (every - 1)
+        charge = np.where(every >= 2, per, 0.0)
+        if a == self.onload:
+            first = np.ceil(bits / width)
+            if self.spec.output:
+                first = np.where(self.ps_small[a], 0.0, first)
+            charge = np.where(every >= 2, charge + first, INF)
+        if a == 0 and not self.spec.output:
+            charge = np.where(self.zero, charge, INF)
+        return np.broadcast_to(charge, self.grid.shape)
+
     def least(self, k: int) -> float:
         """Smallest charge of event k anywhere (capacity ignored): a lower bound. The rate depends on
         the tile only, and completing every other loop below the point minimises the transfers (and
         leaves no partial sum unless a spatial reuse loop keeps one open)."""
-        if k not in self._least and k == self.onload:
+        if k not in self._least and (k == self.onload or self.need is not None):
             self._least[k] = float(np.min(self.cost[k]))
         if k not in self._least:
             grid = self.grid
@@ -335,7 +360,7 @@ class OperandTerms:
         origin = (0,) * len(grid.shape)
         total = math.prod(t for d, t in enumerate(grid.trips) if d not in self.absent_dims)
         count = max(total - 1, 0) if self.busy else total
-        if k == self.onload:
+        if k == self.onload or self.need is not None:
             return float(self.cost[k][origin])
         if k == 0 and not self.spec.output:
             return float(self.rate[0] * count)
@@ -381,6 +406,8 @@ def operand_terms(
     port=None,
     memo: dict | None = None,
     onload: int | None = None,
+    need: float | None = None,
+    kind: str = "need",
 ) -> OperandTerms:
     """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
 
@@ -395,6 +422,13 @@ def operand_terms(
     With `onload` (an event index, with `port`) that event's move also pays its first transfer (the
     transfer on- or off-loading waits for when the move repeats; an output's only when it is final)
     and is allowed only where it repeats.
+
+    With `need` (the unrolling's temporal cycles, with `port`) the charge is instead, per repeating
+    load on the port (inputs going down, outputs going up), `kind` "need": the bandwidth it reserves
+    over the layer, floor(bits per transfer / period) x cycles / port width, as stems.cost.latency
+    counts it against prefetching; "stall": the cycles its transfers overrun their periods,
+    (cycles per transfer - period)+ x (transfers - 1), a part of the port's stall (windows are at
+    most a period).
 
     `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
     its relevant and window loops, the spatial factors on those loops per level, the copies, the
@@ -452,6 +486,9 @@ def operand_terms(
         pt, pj = info.ports[level, direction]
         if pt is None:
             return 0.0
+        if need is not None:  # raw bits of the loads only (an output's partial sums going down are not)
+            down = spec.output and direction in (TO_LOW, FROM_HIGH)
+            return amount * bits if pt == port and not down else 0.0
         if busy:
             return np.ceil(amount * bits / pt.bw_bits) if pt == port else 0.0
         if pj == 0.0:
@@ -510,6 +547,8 @@ def operand_terms(
         spec.name,
         port,
         onload,
+        need,
+        kind,
         tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
         tuple(tuple(b[d] for d in sorted(used)) for b in below),
         tuple(instances[1:]),  # instances[0] and sp_open[0] (below the lowest level) are not used
@@ -529,6 +568,14 @@ def operand_terms(
         fixed = rate(0, FROM_LOW, down, bits0, instances[1]) * once
         if psum0:
             fixed += rate(0, TO_LOW, down, bits0, instances[1]) * once
+        if need is not None:
+            raw = rate(0, FROM_LOW, down, bits0, instances[1])
+            if total < 2:
+                fixed = 0.0
+            elif kind == "need":
+                fixed = math.floor(raw * total / need) * need / port.bw_bits
+            else:
+                fixed = max(0.0, math.ceil(raw / port.bw_bits) - need / total) * (total - 1)
         out = OperandTerms(spec, 1, n, float(fixed), psum0, grid, count, busy, build=event, **same)
     else:
         out = OperandTerms(
@@ -537,6 +584,7 @@ def operand_terms(
         out.rate[0] = float(rate(0, TO_LOW, fanout[0], spec.bits, instances[1]))
     out.used = used
     out.onload = onload
+    out.need = (need, port.bw_bits, kind) if need is not None else None
     out.reuse_dims = reuse
     out.absent_dims = absent
 
@@ -643,9 +691,12 @@ class Lattice:
         known: dict[str, OperandTerms] | None = None,
         memo: dict | None = None,
         onload: dict[str, int] | None = None,
+        need: float | None = None,
+        kind: str = "need",
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
         `onload` {operand: event}: that event's move also pays its first transfer, where it repeats.
+        `need` (temporal cycles): charge the port's bandwidth needs or stalls (`kind`) instead.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
         `memo`: `operand_terms`' memo, shared by the lattices of one nest."""
@@ -655,7 +706,7 @@ class Lattice:
         self.terms = [
             known[spec.name]
             if spec.name in known
-            else operand_terms(nest, u, grid, spec, port, memo, (onload or {}).get(spec.name))
+            else operand_terms(nest, u, grid, spec, port, memo, (onload or {}).get(spec.name), need, kind)
             for spec in nest.operands
             if operands is None or spec.name in operands
         ]
