@@ -218,7 +218,14 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
 
 
 def _loading_bound(
-    nest, u, grid, links: dict, cycles: float, deadline: float, target: float = math.inf
+    nest,
+    u,
+    grid,
+    links: dict,
+    cycles: float,
+    deadline: float,
+    target: float = math.inf,
+    terms: dict | None = None,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -234,7 +241,8 @@ def _loading_bound(
     r_in and r_out the input's and the output's outermost links on one port: both repeating, X + r_in
     + r_out; input repeating, output once, >= r_in + r_out + min(1, N / width) X; the reverse
     likewise; both once, >= r_in + r_out + min(1, N / width) X; and each >= X. Each other output link
-    adds at least a cycle. The bound is the least of these cases, each bounded from the minima."""
+    adds at least a cycle. The bound is the least of these cases, each bounded from the minima.
+    `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -245,7 +253,9 @@ def _loading_bound(
         key = (port, onload, kind)
         if key not in memo:
             need = None if kind == "busy" else cycles
-            lat = Lattice(nest, u, port=port, grid=grid, onload=dict(onload), need=need, kind=kind)
+            lat = Lattice(
+                nest, u, port=port, grid=grid, onload=dict(onload), need=need, kind=kind, memo=terms
+            )
             found, k, _ = _solve_shared(lat, math.inf, deadline)
             n_dp += k
             memo[key] = min((x[0] for x in found), default=math.inf)
@@ -364,6 +374,7 @@ def map_latency(
         return e_opt if low_latency <= latency_bound * (1 + REL) else math.inf
 
     links = _outer_links(nest)
+    terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
     for idx, u in enumerate(ordered):
         low = cycles[u] + drain[u]
@@ -399,7 +410,7 @@ def map_latency(
         any_fits = True
         if not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = best_key[0] - drain[u] if objective == "latency" else math.inf
-            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target)
+            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms)
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):
