@@ -337,7 +337,7 @@ def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
     assert checked > 50 and dropped > 0
 
 
-def test_onload_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
+def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency
     of random mappings and of locally optimised ones (the mappings near the bound) of the same
