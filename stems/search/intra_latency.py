@@ -31,7 +31,7 @@ from stems.cost.model import nest_of, price_batch
 from stems.cost.sample import prime_factors
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
 from stems.hardware.spec import Hardware
-from stems.search.lattice import Lattice
+from stems.search.lattice import Lattice, level_port
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import unrollings
 from stems.workload.model import Layer
@@ -168,10 +168,6 @@ def _text(m: Mapping | None) -> str:
     return "" if m is None else str(m.to_dict())
 
 
-def _port(level, operand: str, direction):
-    return next((p for p in level.ports if (operand, direction) in p.serves), None)
-
-
 def _outer_links(nest) -> dict[str, tuple[int, object]]:
     """Per operand W, I and O: its outermost link (lattice event) and the port of that link's upper
     end, where only that end uses the port (so a transfer on it is the link's own on- or off-loading,
@@ -182,8 +178,8 @@ def _outer_links(nest) -> dict[str, tuple[int, object]]:
         if spec.name not in ("W", "I", "O") or n < 2:
             continue
         up, down = (FROM_LOW, TO_HIGH) if spec.output else (TO_LOW, FROM_HIGH)
-        hi = _port(spec.levels[n - 1], spec.name, up)
-        if hi is not None and hi != _port(spec.levels[n - 2], spec.name, down):
+        hi = level_port(spec.levels[n - 1], spec.name, up)[0]
+        if hi is not None and hi != level_port(spec.levels[n - 2], spec.name, down)[0]:
             out[spec.name] = (n - 1, hi)
     return out
 
@@ -198,7 +194,7 @@ def _inner_offload(nest) -> int:
     return sum(
         1
         for m in range(len(levels) - 2)
-        if _port(levels[m], "O", TO_HIGH) or _port(levels[m + 1], "O", FROM_LOW)
+        if level_port(levels[m], "O", TO_HIGH)[0] or level_port(levels[m + 1], "O", FROM_LOW)[0]
     )
 
 
@@ -273,7 +269,7 @@ def _loading_bound(
     def op_bound(op: str, goal: float) -> float:
         """The least case for input `op`'s outermost link (and the output's, on the same port)."""
         a, port = links[op]
-        probe = Lattice(nest, u, port=port, grid=grid)
+        probe = Lattice(nest, u, port=port, grid=grid, memo=terms)
         in_often, in_once = _first_transfers(probe, op, a)
         i = ((op, a),)
 

@@ -172,7 +172,7 @@ def _elements(nest: Nest, spec: OperandSpec, size: list) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _port(lv, operand: str, direction):
+def level_port(lv, operand: str, direction):
     """The port carrying `operand` in `direction` at lv and its pJ per bit, (None, 0) if none."""
     pt = next((p for p in lv.ports if (operand, direction) in p.serves), None)
     return pt, (lv.pj_per_bit(operand, direction) if pt is not None else 0.0)
@@ -274,17 +274,21 @@ class OperandTerms:
         return self.count
 
     def _full(self, a: int) -> np.ndarray:
-        shape = self.grid.shape
         if self.need is not None:
-            return self._need(a)
-        if a == self.onload:
-            every = self.grid.count(self.absent_dims)
-            if self.spec.output:  # finished outputs pay the first transfer; partial sums do not
-                lo, hi = self.rate[a]
-                charge = np.where(self.ps_small[a], hi * (every - 1), lo * every)
-            else:
-                charge = self.rate[a] * every
-            return np.where(every >= 2, charge, INF)
+            charge, first = self._need(a)
+        else:
+            charge = self._charge(a)
+            first = self.rate[a][0] if self.spec.output else self.rate[a]
+        if a != self.onload:
+            return charge
+        # the first transfer too, only where the move repeats (finished outputs only)
+        every = self.grid.count(self.absent_dims)
+        if self.spec.output:
+            first = np.where(self.ps_small[a], 0.0, first)
+        return np.where(every >= 2, charge + first, INF)
+
+    def _charge(self, a: int) -> np.ndarray:
+        shape = self.grid.shape
         if a == 0 and not self.spec.output:
             return np.where(self.zero, self.rate[0] * self.counts, INF)
         if self.spec.output:
@@ -292,9 +296,9 @@ class OperandTerms:
             return np.broadcast_to(np.where(self.ps_small[a], hi, lo) * self.counts, shape)
         return np.broadcast_to(self.rate[a] * self.counts, shape)
 
-    def _need(self, a: int) -> np.ndarray:
-        """Bandwidth need or stall charge (see `operand_terms`) per repeating move; at the `onload`
-        event also the first transfer, and only where it repeats."""
+    def _need(self, a: int) -> tuple[np.ndarray, np.ndarray]:
+        """Bandwidth need or stall charge (see `operand_terms`) per repeating move, and the cycles
+        of one transfer."""
         cycles, width, kind = self.need
         every = self.grid.count(self.absent_dims)
         bits = self.rate[a]
@@ -305,14 +309,9 @@ class OperandTerms:
         else:
             per = np.maximum(0.0, np.ceil(bits / width) - cycles / every) * (every - 1)
         charge = np.where(every >= 2, per, 0.0)
-        if a == self.onload:
-            first = np.ceil(bits / width)
-            if self.spec.output:
-                first = np.where(self.ps_small[a], 0.0, first)
-            charge = np.where(every >= 2, charge + first, INF)
         if a == 0 and not self.spec.output:
             charge = np.where(self.zero, charge, INF)
-        return np.broadcast_to(charge, self.grid.shape)
+        return np.broadcast_to(charge, self.grid.shape), np.ceil(bits / width)
 
     def least(self, k: int) -> float:
         """Smallest charge of event k anywhere (capacity ignored): a lower bound. The rate depends on
@@ -393,7 +392,7 @@ def _info(spec: OperandSpec) -> _SpecInfo:
     used = frozenset(DIM_INDEX[d] for d in spec.relevant) | (
         frozenset(_Y + _X) if spec.window else frozenset()
     )
-    ports = {(i, dr): _port(lv, spec.name, dr) for i, lv in enumerate(spec.levels) for dr in Direction}
+    ports = {(i, dr): level_port(lv, spec.name, dr) for i, lv in enumerate(spec.levels) for dr in Direction}
     absent = frozenset(DIM_INDEX[d] for d in spec.absent)
     return _SpecInfo(absent, reuse, frozenset(range(len(LOOP_DIMS))) - reuse, used, ports)
 
