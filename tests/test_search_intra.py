@@ -341,8 +341,9 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency
     of random mappings and of locally optimised ones (the mappings near the bound) of the same
-    unrolling, on tpu_like (both inputs load from DRAM) and stems-edge, ANN and stateful layers; and
-    it is not trivial: on a weight-heavy dense layer it exceeds the temporal cycles."""
+    unrolling, on tpu_like (both inputs load from DRAM) and stems-edge, ANN and stateful layers, also
+    with a target that rules points out; and it is not trivial: on a weight-heavy dense layer it
+    exceeds the temporal cycles."""
     from stems.cost.mapping import Mapping
     from stems.cost.model import nest_of, price_batch
     from stems.cost.sample import random_cuts, random_order
@@ -401,4 +402,7 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
             bound, _ = _loading_bound(nest, u, grid, links, cycles, math.inf)
             assert bound <= latency.min() + 1e-9, (hw_name, layer.name, u.trips)
             lifted += bound > cycles
+            # with a target just above the best mapping, the points ruled out must spare that one
+            near, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, latency.min() + 1, prove=True)
+            assert bound <= near <= latency.min() + 1e-9, (hw_name, layer.name, u.trips)
     assert lifted

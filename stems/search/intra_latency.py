@@ -30,8 +30,8 @@ from stems.cost.mapping import Mapping
 from stems.cost.model import nest_of, price_batch
 from stems.cost.sample import prime_factors
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
-from stems.hardware.spec import Hardware
-from stems.search.lattice import Lattice, level_port
+from stems.hardware.spec import Direction, Hardware
+from stems.search.lattice import Lattice, level_port, operand_terms
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import unrollings
 from stems.workload.model import Layer
@@ -200,14 +200,18 @@ def _inner_offload(nest) -> int:
 
 def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
     """The least first transfer (cycles on the lattice's port) of `op`'s event `a` where its move
-    repeats and where it is made once (inf if nowhere); an output's partial sums count 0."""
+    repeats and where it is made once (inf if nowhere, or if the tile overflows the level below);
+    where an output's move carries partial sums, the final ones still take a cycle."""
     terms = next(t for t in lat.terms if t.spec.name == op)
     every = lat.grid.count(terms.absent_dims)
     if terms.spec.output:
         lo, _ = terms.rate[a]
-        real = np.where(terms.ps_small[a], 0.0, np.broadcast_to(lo, lat.grid.shape))
+        real = np.where(terms.ps_small[a], np.minimum(lo, 1.0), np.broadcast_to(lo, lat.grid.shape))
     else:
         real = np.broadcast_to(terms.rate[a], lat.grid.shape)
+    held = np.minimum(*terms.held[a]) if a else np.float64(0.0)
+    fits = held <= (terms.spec.levels[a - 1].size_bits if a else math.inf)
+    real = np.where(fits, real, math.inf)
     often = float(real[every >= 2].min()) if (every >= 2).any() else math.inf
     once = float(real[every == 1].min()) if (every == 1).any() else math.inf
     return often, once
@@ -222,6 +226,7 @@ def _loading_bound(
     deadline: float,
     target: float = math.inf,
     terms: dict | None = None,
+    prove: bool = False,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -243,6 +248,33 @@ def _loading_bound(
 
     n_dp = 0
     memo: dict = {}
+    ports = _ports(nest.hw, nest)
+    goal = target - _inner_offload(nest)
+    alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
+    firsts: dict = {}
+
+    def first(op: str, a: int):
+        """`op`'s event `a` charging only its first transfer on its outermost link's port."""
+        if (op, a) not in firsts:
+            spec = next(s for s in nest.operands if s.name == op)
+            firsts[op, a] = operand_terms(nest, u, grid, spec, links[op][1], terms, a, cycles, "first")
+        return firsts[op, a]
+
+    def allowed(designated: tuple) -> dict | None:
+        """Where each event may be in a mapping below `goal` when the `designated` links repeat:
+        X >= what the event alone costs (`_alone`), and on- and off-loading >= the designated
+        links' first transfers (at the event's own point if it is one of them)."""
+        if not alone:
+            return None
+        least_first = {e: float(np.min(first(*e).cost[e[1]])) for e in designated}
+        extra = sum(least_first.values())
+        out = {}
+        for e, low in alone.items():
+            add = extra
+            if e in least_first:
+                add = extra - least_first[e] + first(*e).cost[e[1]]
+            out[e] = low + add < goal
+        return out
 
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
         nonlocal n_dp
@@ -250,7 +282,15 @@ def _loading_bound(
         if key not in memo:
             need = None if kind == "busy" else cycles
             lat = Lattice(
-                nest, u, port=port, grid=grid, onload=dict(onload), need=need, kind=kind, memo=terms
+                nest,
+                u,
+                port=port,
+                grid=grid,
+                onload=dict(onload),
+                need=need,
+                kind=kind,
+                memo=terms,
+                allowed=allowed(onload),
             )
             found, k, _ = _solve_shared(lat, math.inf, deadline)
             n_dp += k
@@ -266,12 +306,54 @@ def _loading_bound(
                 break
         return value
 
+    def with_first(other, op: str, a: int, kind: str, designated: tuple) -> float:
+        """Least charge (`kind`) of port `other` plus the first transfer of `op`'s event `a` on its
+        link's port, where that move repeats: X + r >= B or cycles + S of any port, and `op` has no
+        move on `other`, so its terms there are free to carry r alone. Points as `allowed` when the
+        `designated` links repeat."""
+        nonlocal n_dp
+        key = (other, op, kind, designated)
+        if key not in memo:
+            need = None if kind == "busy" else cycles
+            lat = Lattice(
+                nest,
+                u,
+                port=other,
+                grid=grid,
+                known={op: first(op, a)},
+                need=need,
+                kind=kind,
+                memo=terms,
+                allowed=allowed(designated),
+            )
+            found, k, _ = _solve_shared(lat, math.inf, deadline)
+            n_dp += k
+            memo[key] = min((x[0] for x in found), default=math.inf)
+        return memo[key]
+
     def op_bound(op: str, goal: float) -> float:
         """The least case for input `op`'s outermost link (and the output's, on the same port)."""
         a, port = links[op]
         probe = Lattice(nest, u, port=port, grid=grid, memo=terms)
         in_often, in_once = _first_transfers(probe, op, a)
         i = ((op, a),)
+        own = {
+            level_port(lv, op, d)[0]
+            for s in nest.operands
+            if s.name == op
+            for lv in s.levels
+            for d in Direction
+        }
+        others = [p for p in ports if p not in own]
+
+        def cross(designated: tuple, add: float = 0.0) -> list:
+            """X + r_in (+ `add`, the other designated links' least) from the other ports."""
+            if not prove:
+                return []
+            busy = [lambda p=p: with_first(p, op, a, "busy", designated) + add for p in others]
+            return busy + [
+                lambda p=p: cycles + with_first(p, op, a, "stall", designated) + add for p in others
+            ]
 
         def x_min() -> float:  # X over all mappings
             return max(cycles + least(port, (), "stall"), least(port))
@@ -283,7 +365,12 @@ def _loading_bound(
             return min(x_min(), least(port, (), "need"))
 
         cases = [
-            [lambda: cycles + in_often, lambda: least(port, i), lambda: cycles + least(port, i, "stall")],
+            [
+                lambda: cycles + in_often,
+                lambda: least(port, i),
+                lambda: cycles + least(port, i, "stall"),
+                *cross(i),
+            ],
             [lambda: in_once, x_min, lambda: in_once + spare_cut()],
         ]
         if "O" in links and links["O"][1] == port:
@@ -294,11 +381,13 @@ def _loading_bound(
                     lambda: cycles + in_often + out_often,
                     lambda: least(port, i + o),
                     lambda: cycles + least(port, i + o, "stall"),
+                    *cross(i + o, out_often),
                 ],
                 [
                     lambda: out_once + cycles + in_often,
                     lambda: x_plus(in_often, i),
                     lambda: out_once + min(x_plus(in_often, i), least(port, i, "need")),
+                    *cross(i),
                 ],
                 [
                     lambda: in_once + cycles + out_often,
@@ -313,8 +402,25 @@ def _loading_bound(
     best = cycles
     for op in ("W", "I"):
         if op in links and best < target:
-            best = max(best, op_bound(op, target - inner) + inner)
-    return best, n_dp
+            best = max(best, op_bound(op, goal) + inner)
+    # a mapping below `target` keeps to the allowed points; the others are at least `target`
+    return min(best, target), n_dp
+
+
+def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, int], np.ndarray]:
+    """Per (operand, event): a lower bound of X = cycles + stall from that event alone, per point:
+    the busy cycles it adds to a port, or cycles plus its overrun there (`operand_terms`)."""
+    out: dict = {}
+    for spec in nest.operands:
+        used = {level_port(lv, spec.name, d)[0] for lv in spec.levels for d in Direction} - {None}
+        for port in used:
+            for kind in ("busy", "stall"):
+                need = None if kind == "busy" else cycles
+                t = operand_terms(nest, u, grid, spec, port, memo, None, need, kind)
+                for a in range(t.first, t.n):
+                    low = t.cost[a] + (0.0 if kind == "busy" else cycles)
+                    out[spec.name, a] = np.maximum(out.get((spec.name, a), 0.0), low)
+    return out
 
 
 def _ports(hw: Hardware, nest) -> list:
@@ -356,6 +462,7 @@ def map_latency(
     n_dp = solved = searched = 0
     any_fits = False
     pool: list[tuple[tuple, Mapping, float]] = []
+    recheck: list[tuple[int, object, object]] = []  # latency: (index in bounds, unrolling, its grid)
 
     def better(key, m):
         nonlocal best_key, best_map
@@ -452,6 +559,8 @@ def map_latency(
                     r_min = min(x[0] for x in pfound)
                     low2 = max(low2, r_min + drain[u])
             u_bound = objective_bound(low2, e_opt)
+        if objective == "latency":
+            recheck.append((len(bounds), u, grid))
         bounds.append(u_bound)
     # refine: local search from the best seeds that can still win; within CLOSE of the bound, from
     # more of them (a few more descents often find the mapping that meets it)
@@ -465,6 +574,14 @@ def map_latency(
             for m, key in local_search(layer, hw, starts, objective, latency_bound, deadline):
                 better(key, m)
             searched += len(starts)
+    # prove: bound again with the final incumbent as target (`_loading_bound` then rules out every
+    # point that alone would reach it, so its lattices see fewer mappings)
+    for idx, u, grid in recheck:
+        if bounds[idx] < best_key[0] * (1 - REL) and time.perf_counter() <= deadline:
+            target = best_key[0] - drain[u]
+            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, prove=True)
+            n_dp += k
+            bounds[idx] = max(bounds[idx], bound + drain[u])
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
     if best_map is None or not math.isfinite(best_key[0]):

@@ -306,6 +306,8 @@ class OperandTerms:
             bits = np.where(self.ps_small[a], bits[1], bits[0])
         if kind == "need":
             per = np.floor(bits * every / cycles) * (cycles / width)
+        elif kind == "first":
+            per = np.zeros_like(bits * every, dtype=float)
         else:
             per = np.maximum(0.0, np.ceil(bits / width) - cycles / every) * (every - 1)
         charge = np.where(every >= 2, per, 0.0)
@@ -427,7 +429,8 @@ def operand_terms(
     over the layer, floor(bits per transfer / period) x cycles / port width, as stems.cost.latency
     counts it against prefetching; "stall": the cycles its transfers overrun their periods,
     (cycles per transfer - period)+ x (transfers - 1), a part of the port's stall (windows are at
-    most a period).
+    most a period); "first": nothing but the `onload` event's first transfer (that one link's share
+    of on-loading, to add to another port's charges).
 
     `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
     its relevant and window loops, the spatial factors on those loops per level, the copies, the
@@ -569,7 +572,7 @@ def operand_terms(
             fixed += rate(0, TO_LOW, down, bits0, instances[1]) * once
         if need is not None:
             raw = rate(0, FROM_LOW, down, bits0, instances[1])
-            if total < 2:
+            if total < 2 or kind == "first":
                 fixed = 0.0
             elif kind == "need":
                 fixed = math.floor(raw * total / need) * need / port.bw_bits
@@ -692,13 +695,16 @@ class Lattice:
         onload: dict[str, int] | None = None,
         need: float | None = None,
         kind: str = "need",
+        allowed: dict[tuple[str, int], np.ndarray] | None = None,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
         `onload` {operand: event}: that event's move also pays its first transfer, where it repeats.
         `need` (temporal cycles): charge the port's bandwidth needs or stalls (`kind`) instead.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
-        `memo`: `operand_terms`' memo, shared by the lattices of one nest."""
+        `memo`: `operand_terms`' memo, shared by the lattices of one nest. `allowed` {(operand,
+        event): boolean grid}: that event happens only where it holds (a relaxation may rule out
+        points by a bound of its own)."""
         self.nest, self.u = nest, u
         self.grid = grid = grid or Grid(u.trips)
         known = known or {}
@@ -716,6 +722,7 @@ class Lattice:
             self.valid = np.broadcast_to(valid, grid.shape)
         else:
             self.valid = None
+        self.allowed = allowed or {}
         self.origin = (0,) * len(grid.shape)
         self.full = tuple(s - 1 for s in grid.shape)
 
@@ -783,6 +790,10 @@ class Lattice:
             alive = alive & fits
             if not fits.all():
                 cost = np.where(fits, cost, INF)
+        where = self.allowed.get((t.spec.name, k))
+        if where is not None:
+            alive = alive & where
+            cost = np.where(where, cost, INF)
         top = min(levels[-1].size_bits, budgets.get((t.spec.name, levels[-1].name), INF))
         if t.flagged:
             outs = []
