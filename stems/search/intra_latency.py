@@ -6,7 +6,8 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Bound. For any mapping of an unrolling u, latency >= cycles(u) + drain(u) (stall, on- and
   off-loading are >= 0), >= the busy cycles of a port + drain (the lattice minimises them), and >=
   what the outermost links add through on- and off-loading (`_loading_bound`, lattices of busy,
-  overrun and reserved-bandwidth cycles); energy >= E*(u), u's exact energy optimum
+  overrun and reserved-bandwidth cycles, and for a repeating input link its first transfer plus
+  another port's busy cycles); energy >= E*(u), u's exact energy optimum
   (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
   latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound leaves out the
   windows a port's moves share and the inner links' loading, so on layers whose optimum is set by
@@ -14,6 +15,8 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
+* Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
+  again, each event kept only at points where what it alone costs stays below the target.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -260,14 +263,14 @@ def _loading_bound(
             firsts[op, a] = operand_terms(nest, u, grid, spec, links[op][1], terms, a, cycles, "first")
         return firsts[op, a]
 
-    def allowed(designated: tuple) -> dict | None:
+    def allowed(designated: tuple, more: float = 0.0) -> dict | None:
         """Where each event may be in a mapping below `goal` when the `designated` links repeat:
         X >= what the event alone costs (`_alone`), and on- and off-loading >= the designated
-        links' first transfers (at the event's own point if it is one of them)."""
+        links' first transfers (at the event's own point if it is one of them), and `more`."""
         if not alone:
             return None
         least_first = {e: float(np.min(first(*e).cost[e[1]])) for e in designated}
-        extra = sum(least_first.values())
+        extra = sum(least_first.values()) + more
         out = {}
         for e, low in alone.items():
             add = extra
@@ -306,13 +309,13 @@ def _loading_bound(
                 break
         return value
 
-    def with_first(other, op: str, a: int, kind: str, designated: tuple) -> float:
+    def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
         """Least charge (`kind`) of port `other` plus the first transfer of `op`'s event `a` on its
         link's port, where that move repeats: X + r >= B or cycles + S of any port, and `op` has no
         move on `other`, so its terms there are free to carry r alone. Points as `allowed` when the
-        `designated` links repeat."""
+        `designated` links repeat; their other first transfers (least) and `more` are added."""
         nonlocal n_dp
-        key = (other, op, kind, designated)
+        key = (other, op, kind, designated, more)
         if key not in memo:
             need = None if kind == "busy" else cycles
             lat = Lattice(
@@ -324,11 +327,12 @@ def _loading_bound(
                 need=need,
                 kind=kind,
                 memo=terms,
-                allowed=allowed(designated),
+                allowed=allowed(designated, more),
             )
             found, k, _ = _solve_shared(lat, math.inf, deadline)
             n_dp += k
-            memo[key] = min((x[0] for x in found), default=math.inf)
+            rest = sum(float(np.min(first(*e).cost[e[1]])) for e in designated if e != (op, a))
+            memo[key] = min((x[0] for x in found), default=math.inf) + rest + more
         return memo[key]
 
     def op_bound(op: str, goal: float) -> float:
@@ -346,13 +350,14 @@ def _loading_bound(
         }
         others = [p for p in ports if p not in own]
 
-        def cross(designated: tuple, add: float = 0.0) -> list:
-            """X + r_in (+ `add`, the other designated links' least) from the other ports."""
+        def cross(designated: tuple, more: float = 0.0) -> list:
+            """X + r_in (+ `more`: what the output's outermost link adds at least) from the other
+            ports."""
             if not prove:
                 return []
-            busy = [lambda p=p: with_first(p, op, a, "busy", designated) + add for p in others]
+            busy = [lambda p=p: with_first(p, op, a, "busy", designated, more) for p in others]
             return busy + [
-                lambda p=p: cycles + with_first(p, op, a, "stall", designated) + add for p in others
+                lambda p=p: cycles + with_first(p, op, a, "stall", designated, more) for p in others
             ]
 
         def x_min() -> float:  # X over all mappings
@@ -381,13 +386,13 @@ def _loading_bound(
                     lambda: cycles + in_often + out_often,
                     lambda: least(port, i + o),
                     lambda: cycles + least(port, i + o, "stall"),
-                    *cross(i + o, out_often),
+                    *cross(i + o),
                 ],
                 [
                     lambda: out_once + cycles + in_often,
                     lambda: x_plus(in_often, i),
                     lambda: out_once + min(x_plus(in_often, i), least(port, i, "need")),
-                    *cross(i),
+                    *cross(i, 1.0),  # off-loading waits for one transfer at least
                 ],
                 [
                     lambda: in_once + cycles + out_often,
