@@ -34,7 +34,7 @@ from stems.cost.model import nest_of, price_batch
 from stems.cost.sample import prime_factors
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
 from stems.hardware.spec import Direction, Hardware
-from stems.search.lattice import Lattice, level_port, operand_terms
+from stems.search.lattice import Lattice, TermsSum, level_port, operand_terms
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import unrollings
 from stems.workload.model import Layer
@@ -201,10 +201,12 @@ def _inner_offload(nest) -> int:
     )
 
 
-def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
+def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float]:
     """The least first transfer (cycles on the lattice's port) of `op`'s event `a` where its move
-    repeats and where it is made once (inf if nowhere, or if the tile overflows the level below);
-    where an output's move carries partial sums, the final ones still take a cycle."""
+    repeats and where it is made once (inf if nowhere, or if the tile overflows the level below),
+    and the least of the once move that prefetching cannot hide: stems.cost.latency stops at one
+    innermost tile (at a = 1 the tile moved, sent to `fanout` copies), so at least min(r, 1).
+    Where an output's move carries partial sums, the final ones still take a cycle."""
     terms = next(t for t in lat.terms if t.spec.name == op)
     every = lat.grid.count(terms.absent_dims)
     if terms.spec.output:
@@ -217,7 +219,9 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float]:
     real = np.where(fits, real, math.inf)
     often = float(real[every >= 2].min()) if (every >= 2).any() else math.inf
     once = float(real[every == 1].min()) if (every == 1).any() else math.inf
-    return often, once
+    kept = np.ceil(real / terms.fanout[a]) if a == 1 else np.minimum(real, 1.0)
+    floor = float(kept[every == 1].min()) if (every == 1).any() else math.inf
+    return often, once, floor
 
 
 def _loading_bound(
@@ -311,19 +315,21 @@ def _loading_bound(
 
     def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
         """Least charge (`kind`) of port `other` plus the first transfer of `op`'s event `a` on its
-        link's port, where that move repeats: X + r >= B or cycles + S of any port, and `op` has no
-        move on `other`, so its terms there are free to carry r alone. Points as `allowed` when the
-        `designated` links repeat; their other first transfers (least) and `more` are added."""
+        link's port, where that move repeats: X + r >= B or cycles + S of any port (`op`'s terms
+        there carry r besides its own charge). Points as `allowed` when the `designated` links
+        repeat; their other first transfers (least) and `more` are added."""
         nonlocal n_dp
         key = (other, op, kind, designated, more)
         if key not in memo:
             need = None if kind == "busy" else cycles
+            spec = next(s for s in nest.operands if s.name == op)
+            own = operand_terms(nest, u, grid, spec, other, terms, None, need, kind)
             lat = Lattice(
                 nest,
                 u,
                 port=other,
                 grid=grid,
-                known={op: first(op, a)},
+                known={op: TermsSum(own, first(op, a))},
                 need=need,
                 kind=kind,
                 memo=terms,
@@ -339,16 +345,9 @@ def _loading_bound(
         """The least case for input `op`'s outermost link (and the output's, on the same port)."""
         a, port = links[op]
         probe = Lattice(nest, u, port=port, grid=grid, memo=terms)
-        in_often, in_once = _first_transfers(probe, op, a)
+        in_often, in_once, in_floor = _first_transfers(probe, op, a)
         i = ((op, a),)
-        own = {
-            level_port(lv, op, d)[0]
-            for s in nest.operands
-            if s.name == op
-            for lv in s.levels
-            for d in Direction
-        }
-        others = [p for p in ports if p not in own]
+        others = [p for p in ports if p != port]
 
         def cross(designated: tuple, more: float = 0.0) -> list:
             """X + r_in (+ `more`: what the output's outermost link adds at least) from the other
@@ -376,11 +375,11 @@ def _loading_bound(
                 lambda: cycles + least(port, i, "stall"),
                 *cross(i),
             ],
-            [lambda: in_once, x_min, lambda: in_once + spare_cut()],
+            [lambda: in_once, x_min, lambda: in_once + spare_cut(), lambda: x_min() + in_floor],
         ]
         if "O" in links and links["O"][1] == port:
             o = (("O", links["O"][0]),)
-            out_often, out_once = _first_transfers(probe, "O", links["O"][0])
+            out_often, out_once, out_floor = _first_transfers(probe, "O", links["O"][0])
             cases = [
                 [
                     lambda: cycles + in_often + out_often,
@@ -398,8 +397,14 @@ def _loading_bound(
                     lambda: in_once + cycles + out_often,
                     lambda: x_plus(out_often, o),
                     lambda: in_once + min(x_plus(out_often, o), least(port, o, "need")),
+                    lambda: x_plus(out_often, o) + in_floor,
                 ],
-                [lambda: in_once + out_once, x_min, lambda: in_once + out_once + spare_cut()],
+                [
+                    lambda: in_once + out_once,
+                    x_min,
+                    lambda: in_once + out_once + spare_cut(),
+                    lambda: x_min() + in_floor + out_floor,
+                ],
             ]
         return min(case(c, goal) for c in cases)
 

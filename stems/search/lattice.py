@@ -246,6 +246,7 @@ class OperandTerms:
     zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
     rate: dict[int, object] = field(default_factory=dict)
     used: frozenset[int] = frozenset()  # loops a tile depends on
+    fanout: tuple[float, ...] = ()  # per level: copies of a tile the level sends down at once
     psum: dict[int, np.ndarray] = field(default_factory=dict)
     ps_small: dict[int, object] = field(default_factory=dict)
     held: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -585,6 +586,7 @@ def operand_terms(
         )
         out.rate[0] = float(rate(0, TO_LOW, fanout[0], spec.bits, instances[1]))
     out.used = used
+    out.fanout = tuple(fanout)
     out.onload = onload
     out.need = (need, port.bw_bits, kind) if need is not None else None
     out.reuse_dims = reuse
@@ -596,6 +598,35 @@ def operand_terms(
     if memo is not None and shared is None:
         memo[key] = out
     return out
+
+
+class TermsSum:
+    """Two charges of one operand under one unrolling (same tiles and partial sums), summed per
+    event: say, a port's busy cycles and the first transfer of a link on another port."""
+
+    def __init__(self, base: OperandTerms, extra: OperandTerms) -> None:
+        self.base, self.extra = base, extra
+        self.fixed = base.fixed + extra.fixed
+        self.cost = _SumCost(base, extra)
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
+
+    def least(self, k: int) -> float:
+        return self.base.least(k) + self.extra.least(k)
+
+    def at_origin(self, k: int) -> float:
+        return self.base.at_origin(k) + self.extra.at_origin(k)
+
+
+class _SumCost(dict):
+    def __init__(self, base: OperandTerms, extra: OperandTerms) -> None:
+        super().__init__()
+        self.base, self.extra = base, extra
+
+    def __missing__(self, a: int) -> np.ndarray:
+        self[a] = self.base.cost[a] + self.extra.cost[a]
+        return self[a]
 
 
 @dataclass(frozen=True)
