@@ -245,11 +245,18 @@ def _loading_bound(
     input's outermost link (stems.cost.latency sums it, or keeps it as the last half-shared link),
     off-loading for every output link. A link whose move repeats waits for one whole transfer r (the
     lattice adds it, `Lattice(onload=...)`, to B or S); one made once for r less what prefetching (or
-    post-storing) with the port's spare bandwidth removes, at most (1 - N / width) X in all. So with
-    r_in and r_out the input's and the output's outermost links on one port: both repeating, X + r_in
-    + r_out; input repeating, output once, >= r_in + r_out + min(1, N / width) X; the reverse
-    likewise; both once, >= r_in + r_out + min(1, N / width) X; and each >= X. Each other output link
-    adds at least a cycle. The bound is the least of these cases, each bounded from the minima.
+    post-storing) with the port's spare bandwidth removes, at most (1 - N / width) X in all, and
+    never below its floor f (one innermost tile, `_first_transfers`). So with r_in and r_out the
+    input's and the output's outermost links on one port: both repeating, X + r_in + r_out; input
+    repeating, output once, >= X + r_in + f_out and >= r_in + r_out + min(1, N / width) X; the
+    reverse likewise; both once, >= X + f_in + f_out and >= r_in + r_out + min(1, N / width) X.
+    Each other output link adds at least a cycle. The bound is the least of these cases, each
+    bounded from the minima.
+
+    `prove` (with a finite `target`): X + r_in is also bounded by every other port's busy cycles or
+    overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
+    where what it alone costs (`_alone`) plus the cheapest first transfers stays below the target;
+    a mapping elsewhere is at least the target, so the bound returned is at most `target`.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
@@ -388,13 +395,13 @@ def _loading_bound(
                     *cross(i + o),
                 ],
                 [
-                    lambda: out_once + cycles + in_often,
+                    lambda: cycles + in_often + out_floor,
                     lambda: x_plus(in_often, i),
                     lambda: out_once + min(x_plus(in_often, i), least(port, i, "need")),
-                    *cross(i, 1.0),  # off-loading waits for one transfer at least
+                    *cross(i, out_floor),
                 ],
                 [
-                    lambda: in_once + cycles + out_often,
+                    lambda: cycles + out_often + in_floor,
                     lambda: x_plus(out_often, o),
                     lambda: in_once + min(x_plus(out_often, o), least(port, o, "need")),
                     lambda: x_plus(out_often, o) + in_floor,
