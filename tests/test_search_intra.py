@@ -406,3 +406,61 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
             near, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, latency.min() + 1, prove=True)
             assert bound <= near <= latency.min() + 1e-9, (hw_name, layer.name, u.trips)
     assert lifted
+
+
+def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole() -> None:
+    """The proof's bound against the whole space of small unrollings (every order of the prime
+    loops, every cut of every operand), plain and with a target just above the true optimum (the
+    points a target rules out must spare the optimum); on some unrolling it meets the optimum."""
+    import itertools
+
+    from stems.cost.mapping import Mapping
+    from stems.cost.model import nest_of, price_batch
+    from stems.cost.sample import prime_factors
+    from stems.search.enumerate import cut_sequences, orders
+    from stems.search.intra_latency import _loading_bound, _outer_links
+    from stems.search.lattice import Grid
+    from stems.search.spatial import unrollings
+
+    cases = [
+        ("tpu_like", Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)),
+        ("tpu_like", Layer("fc2", Op.DENSE, Dims(K=100, C=96), precision=ANN)),
+        (
+            "tpu_like",
+            Layer(
+                "c",
+                Op.CONV,
+                Dims(K=64, C=32, OY=2, OX=2, FY=3, FX=1),
+                window=Window(padding=(1, 1, 0, 0), input_yx=(2, 2)),
+                precision=ANN,
+            ),
+        ),
+    ]
+    checked = met = 0
+    for hw_name, layer in cases:
+        hw = load_hardware(hw_name)
+        nest = nest_of(layer, hw)
+        links = _outer_links(nest)
+        small = [u for u in unrollings(nest) if sum(len(prime_factors(t)) for t in u.trips) <= 5]
+        for u in sorted(small, key=lambda u: (-math.prod(u.trips), u.trips))[:3]:
+            maps = []
+            for order in orders(layer, u.trips):
+                n = len(order)
+                per_op = [(o.name, o.levels, cut_sequences(len(o.levels), n)) for o in nest.operands]
+                for combo in itertools.product(*(c for _, _, c in per_op)):
+                    cuts = {
+                        name: {lv.name: c for lv, c in zip(levels, seq, strict=True)}
+                        for (name, levels, _), seq in zip(per_op, combo, strict=True)
+                    }
+                    maps.append(Mapping.of(u.as_dict(), list(order), cuts))
+            table = price_batch(layer, hw, maps)
+            if not table.valid.any():
+                continue
+            truth = float((table.latency_cycles - table.drain_cycles)[table.valid].min())
+            grid, cycles = Grid(u.trips), float(math.prod(u.trips))
+            plain, _ = _loading_bound(nest, u, grid, links, cycles, math.inf)
+            near, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, truth + 1, prove=True)
+            assert plain <= near <= truth + 1e-9, (hw_name, layer.name, u.trips, plain, near, truth)
+            checked += 1
+            met += near >= truth - 1e-9
+    assert checked >= 9 and met
