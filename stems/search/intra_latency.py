@@ -592,13 +592,17 @@ def map_latency(
                 better(key, m)
             searched += len(starts)
     # prove: bound again with the final incumbent as target (`_loading_bound` then rules out every
-    # point that alone would reach it, so its lattices see fewer mappings)
-    for idx, u, grid in recheck:
-        if bounds[idx] < best_key[0] * (1 - REL) and time.perf_counter() <= deadline:
-            target = best_key[0] - drain[u]
-            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, prove=True)
-            n_dp += k
-            bounds[idx] = max(bounds[idx], bound + drain[u])
+    # point that alone would reach it, so its lattices see fewer mappings), lowest bound first; once
+    # one stays below the incumbent the layer is not proven, and the rest would not change that
+    for idx, u, grid in sorted(recheck, key=lambda x: bounds[x[0]]):
+        if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
+            continue
+        target = best_key[0] - drain[u]
+        bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, prove=True)
+        n_dp += k
+        bounds[idx] = max(bounds[idx], bound + drain[u])
+        if bounds[idx] < best_key[0] * (1 - REL):
+            break
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
     if best_map is None or not math.isfinite(best_key[0]):
