@@ -337,6 +337,10 @@ def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
     assert checked > 50 and dropped > 0
 
 
+def _ann_conv(name: str, dims: Dims, padding: tuple[int, int, int, int], input_yx: tuple[int, int]) -> Layer:
+    return Layer(name, Op.CONV, dims, window=Window(padding=padding, input_yx=input_yx), precision=ANN)
+
+
 def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency
@@ -355,16 +359,7 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
     dense = Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)
     cases = [
         ("tpu_like", dense),
-        (
-            "tpu_like",
-            Layer(
-                "c",
-                Op.CONV,
-                Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3),
-                window=Window(padding=(1, 1, 1, 1), input_yx=(14, 14)),
-                precision=ANN,
-            ),
-        ),
+        ("tpu_like", _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))),
         (
             "tpu_like",
             Layer(
@@ -425,16 +420,7 @@ def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole()
     cases = [
         ("tpu_like", Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)),
         ("tpu_like", Layer("fc2", Op.DENSE, Dims(K=100, C=96), precision=ANN)),
-        (
-            "tpu_like",
-            Layer(
-                "c",
-                Op.CONV,
-                Dims(K=64, C=32, OY=2, OX=2, FY=3, FX=1),
-                window=Window(padding=(1, 1, 0, 0), input_yx=(2, 2)),
-                precision=ANN,
-            ),
-        ),
+        ("tpu_like", _ann_conv("c", Dims(K=64, C=32, OY=2, OX=2, FY=3, FX=1), (1, 1, 0, 0), (2, 2))),
     ]
     checked = met = 0
     for hw_name, layer in cases:

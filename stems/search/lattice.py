@@ -308,7 +308,7 @@ class OperandTerms:
         if kind == "need":
             per = np.floor(bits * every / cycles) * (cycles / width)
         elif kind == "first":
-            per = np.zeros_like(bits * every, dtype=float)
+            per = 0.0
         else:
             per = np.maximum(0.0, np.ceil(bits / width) - cycles / every) * (every - 1)
         charge = np.where(every >= 2, per, 0.0)
@@ -620,6 +620,8 @@ class TermsSum:
 
 
 class _SumCost(dict):
+    """TermsSum's per-event charges, summed when first read."""
+
     def __init__(self, base: OperandTerms, extra: OperandTerms) -> None:
         super().__init__()
         self.base, self.extra = base, extra
