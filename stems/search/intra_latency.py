@@ -266,6 +266,7 @@ def _loading_bound(
     goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
     firsts: dict = {}
+    masks: dict = {}
 
     def first(op: str, a: int):
         """`op`'s event `a` charging only its first transfer on its outermost link's port."""
@@ -280,6 +281,8 @@ def _loading_bound(
         links' first transfers (at the event's own point if it is one of them), and `more`."""
         if not alone:
             return None
+        if (designated, more) in masks:
+            return masks[designated, more]
         least_first = {e: float(np.min(first(*e).cost[e[1]])) for e in designated}
         extra = sum(least_first.values()) + more
         out = {}
@@ -288,6 +291,7 @@ def _loading_bound(
             if e in least_first:
                 add = extra - least_first[e] + first(*e).cost[e[1]]
             out[e] = low + add < goal
+        masks[designated, more] = out
         return out
 
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
