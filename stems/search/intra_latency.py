@@ -10,8 +10,9 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   another port's busy cycles); energy >= E*(u), u's exact energy optimum
   (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
   latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound leaves out the
-  windows a port's moves share and the inner links' loading, so on layers whose optimum is set by
-  them it stays below: the status is then `feasible` with the gap.
+  windows a port's moves share, the inner links' loading and how one input's reserved bandwidth
+  (which stops another's prefetch) couples with the traffic its tile causes on other ports, so on
+  layers whose optimum is set by them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
