@@ -266,15 +266,18 @@ def _loading_bound(
     ports = _ports(nest.hw, nest)
     goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
+    specs = {s.name: s for s in nest.operands}
     firsts: dict = {}
     masks: dict = {}
 
     def first(op: str, a: int):
         """`op`'s event `a` charging only its first transfer on its outermost link's port."""
         if (op, a) not in firsts:
-            spec = next(s for s in nest.operands if s.name == op)
-            firsts[op, a] = operand_terms(nest, u, grid, spec, links[op][1], terms, a, cycles, "first")
+            firsts[op, a] = operand_terms(nest, u, grid, specs[op], links[op][1], terms, a, cycles, "first")
         return firsts[op, a]
+
+    def least_first(e: tuple[str, int]) -> float:
+        return float(np.min(first(*e).cost[e[1]]))
 
     def allowed(designated: tuple, more: float = 0.0) -> dict | None:
         """Where each event may be in a mapping below `goal` when the `designated` links repeat:
@@ -282,38 +285,38 @@ def _loading_bound(
         links' first transfers (at the event's own point if it is one of them), and `more`."""
         if not alone:
             return None
-        if (designated, more) in masks:
-            return masks[designated, more]
-        least_first = {e: float(np.min(first(*e).cost[e[1]])) for e in designated}
-        extra = sum(least_first.values()) + more
-        out = {}
-        for e, low in alone.items():
-            add = extra
-            if e in least_first:
-                add = extra - least_first[e] + first(*e).cost[e[1]]
-            out[e] = low + add < goal
-        masks[designated, more] = out
-        return out
+        if (designated, more) not in masks:
+            extra = sum(map(least_first, designated)) + more
+            out = {}
+            for e, low in alone.items():
+                add = extra - least_first(e) + first(*e).cost[e[1]] if e in designated else extra
+                out[e] = low + add < goal
+            masks[designated, more] = out
+        return masks[designated, more]
+
+    def solved(port, kind: str, designated: tuple, more: float = 0.0, **charges) -> float:
+        """The least `kind` charge on `port` (a lattice solve), with points as `allowed`."""
+        nonlocal n_dp
+        need = None if kind == "busy" else cycles
+        lat = Lattice(
+            nest,
+            u,
+            port=port,
+            grid=grid,
+            need=need,
+            kind=kind,
+            memo=terms,
+            allowed=allowed(designated, more),
+            **charges,
+        )
+        found, k, _ = _solve_shared(lat, math.inf, deadline)
+        n_dp += k
+        return min((x[0] for x in found), default=math.inf)
 
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
-        nonlocal n_dp
         key = (port, onload, kind)
         if key not in memo:
-            need = None if kind == "busy" else cycles
-            lat = Lattice(
-                nest,
-                u,
-                port=port,
-                grid=grid,
-                onload=dict(onload),
-                need=need,
-                kind=kind,
-                memo=terms,
-                allowed=allowed(onload),
-            )
-            found, k, _ = _solve_shared(lat, math.inf, deadline)
-            n_dp += k
-            memo[key] = min((x[0] for x in found), default=math.inf)
+            memo[key] = solved(port, kind, onload, onload=dict(onload))
         return memo[key]
 
     def case(terms, goal: float) -> float:
@@ -330,27 +333,13 @@ def _loading_bound(
         link's port, where that move repeats: X + r >= B or cycles + S of any port (`op`'s terms
         there carry r besides its own charge). Points as `allowed` when the `designated` links
         repeat; their other first transfers (least) and `more` are added."""
-        nonlocal n_dp
         key = (other, op, kind, designated, more)
         if key not in memo:
             need = None if kind == "busy" else cycles
-            spec = next(s for s in nest.operands if s.name == op)
-            own = operand_terms(nest, u, grid, spec, other, terms, None, need, kind)
-            lat = Lattice(
-                nest,
-                u,
-                port=other,
-                grid=grid,
-                known={op: TermsSum(own, first(op, a))},
-                need=need,
-                kind=kind,
-                memo=terms,
-                allowed=allowed(designated, more),
-            )
-            found, k, _ = _solve_shared(lat, math.inf, deadline)
-            n_dp += k
-            rest = sum(float(np.min(first(*e).cost[e[1]])) for e in designated if e != (op, a))
-            memo[key] = min((x[0] for x in found), default=math.inf) + rest + more
+            own = operand_terms(nest, u, grid, specs[op], other, terms, None, need, kind)
+            charged = {op: TermsSum(own, first(op, a))}
+            rest = sum(least_first(e) for e in designated if e != (op, a))
+            memo[key] = solved(other, kind, designated, more, known=charged) + rest + more
         return memo[key]
 
     def op_bound(op: str, goal: float) -> float:
