@@ -203,24 +203,33 @@ def _inner_offload(nest) -> int:
 
 
 def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float]:
-    """The least first transfer (cycles on the lattice's port) of `op`'s event `a` where its move
-    repeats and where it is made once (inf if nowhere, or if the tile overflows the level below),
-    and the least of the once move that prefetching cannot hide: stems.cost.latency stops at one
-    innermost tile (at a = 1 the tile moved, sent to `fanout` copies), so at least min(r, 1).
-    Where an output's move carries partial sums, the final ones still take a cycle."""
+    """The least first transfer (cycles on the lattice's port, or at the link's lower end if that is
+    slower) of `op`'s event `a` where its move repeats and where it is made once (inf if nowhere, or
+    if the tile overflows the level below), and the least of the once move that prefetching cannot
+    hide: stems.cost.latency stops at one innermost tile, so at a = 1 the whole lower end (its tile
+    is that innermost tile) and the upper end's tile sent to `fanout` copies, above at least
+    min(r, 1). Where an output's move carries partial sums, the final ones still take a cycle."""
     terms = next(t for t in lat.terms if t.spec.name == op)
     every = lat.grid.count(terms.absent_dims)
+    near = np.broadcast_to(terms.near[a], lat.grid.shape)
     if terms.spec.output:
         lo, _ = terms.rate[a]
-        real = np.where(terms.ps_small[a], np.minimum(lo, 1.0), np.broadcast_to(lo, lat.grid.shape))
+        small = terms.ps_small[a]
+        real = np.where(small, np.minimum(lo, 1.0), np.broadcast_to(lo, lat.grid.shape))
+        near = np.where(small, np.minimum(near, 1.0), near)
     else:
         real = np.broadcast_to(terms.rate[a], lat.grid.shape)
     held = np.minimum(*terms.held[a]) if a else np.float64(0.0)
     fits = held <= (terms.spec.levels[a - 1].size_bits if a else math.inf)
+    slower = np.where(fits, np.maximum(real, near), math.inf)
     real = np.where(fits, real, math.inf)
-    often = float(real[every >= 2].min()) if (every >= 2).any() else math.inf
+    often = float(slower[every >= 2].min()) if (every >= 2).any() else math.inf
+    if a == 1:
+        kept = np.maximum(np.ceil(real / terms.fanout[a]), near)
+        real = slower
+    else:
+        kept = np.minimum(real, 1.0)
     once = float(real[every == 1].min()) if (every == 1).any() else math.inf
-    kept = np.ceil(real / terms.fanout[a]) if a == 1 else np.minimum(real, 1.0)
     floor = float(kept[every == 1].min()) if (every == 1).any() else math.inf
     return often, once, floor
 
@@ -244,15 +253,17 @@ def _loading_bound(
     transfers overrun their periods (X >= cycles + S, part of the port's stall); and N, the bandwidth
     the repeating ones reserve (`Lattice(need=..., kind=...)`). On-loading waits at least for an
     input's outermost link (stems.cost.latency sums it, or keeps it as the last half-shared link),
-    off-loading for every output link. A link whose move repeats waits for one whole transfer r (the
-    lattice adds it, `Lattice(onload=...)`, to B or S); one made once for r less what prefetching (or
-    post-storing) with the port's spare bandwidth removes, at most (1 - N / width) X in all, and
-    never below its floor f (one innermost tile, `_first_transfers`). So with r_in and r_out the
-    input's and the output's outermost links on one port: both repeating, X + r_in + r_out; input
-    repeating, output once, >= X + r_in + f_out and >= r_in + r_out + min(1, N / width) X; the
-    reverse likewise; both once, >= X + f_in + f_out and >= r_in + r_out + min(1, N / width) X.
-    Each other output link adds at least a cycle. The bound is the least of these cases, each
-    bounded from the minima.
+    off-loading for every output link. A link whose move repeats waits for one whole transfer r at
+    its slower end (the lattice adds it, `Lattice(onload=...)`, to B or S); one made once for r less
+    what prefetching (or post-storing) with the port's spare bandwidth removes, at most
+    (1 - N / width) X in all, and never below its floor f (one innermost tile, `_first_transfers`).
+    So with r_in and r_out the input's and the output's outermost links on one port: both
+    repeating, X + r_in + r_out; input repeating, output once, >= X + r_in + f_out and
+    >= r_in + r_out + min(1, N / width) X; the reverse likewise; both once, >= X + f_in + f_out and
+    >= r_in + r_out + min(1, N / width) X. The last terms are taken in one lattice (r and N of the
+    same mapping, `Lattice(once=...)`): min(X, N X / width) >= min(X, N cycles / width). Each other
+    output link adds at least a cycle. The bound is the least of these cases, each bounded from the
+    minima.
 
     `prove` (with a finite `target`): X + r_in is also bounded by every other port's busy cycles or
     overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
@@ -313,6 +324,15 @@ def _loading_bound(
         n_dp += k
         return min((x[0] for x in found), default=math.inf)
 
+    def coupled(port, often: tuple, once: tuple, more: float) -> float:
+        """Least first transfers of the `often` links (where they repeat) and the `once` links (where
+        made once), plus the bandwidth N the repeating loads reserve, in one mapping: r + N x cycles /
+        width, with points as `allowed` (`more`: the once links' floors)."""
+        key = (port, often, once, more)
+        if key not in memo:
+            memo[key] = solved(port, "need", often, more, onload=dict(often), once=dict(once))
+        return memo[key]
+
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
         key = (port, onload, kind)
         if key not in memo:
@@ -366,9 +386,6 @@ def _loading_bound(
         def x_plus(first: float, designated: tuple) -> float:  # X + r over the mappings repeating it
             return max(cycles + first, least(port, designated), cycles + least(port, designated, "stall"))
 
-        def spare_cut() -> float:  # min(1, N / width) X over all mappings
-            return min(x_min(), least(port, (), "need"))
-
         cases = [
             [
                 lambda: cycles + in_often,
@@ -376,7 +393,12 @@ def _loading_bound(
                 lambda: cycles + least(port, i, "stall"),
                 *cross(i),
             ],
-            [lambda: in_once, x_min, lambda: in_once + spare_cut(), lambda: x_min() + in_floor],
+            [
+                lambda: in_once,
+                x_min,
+                lambda: min(x_min() + in_once, coupled(port, (), i, in_floor)),
+                lambda: x_min() + in_floor,
+            ],
         ]
         if "O" in links and links["O"][1] == port:
             o = (("O", links["O"][0]),)
@@ -391,19 +413,19 @@ def _loading_bound(
                 [
                     lambda: cycles + in_often + out_floor,
                     lambda: x_plus(in_often, i),
-                    lambda: out_once + min(x_plus(in_often, i), least(port, i, "need")),
+                    lambda: min(out_once + x_plus(in_often, i), coupled(port, i, o, out_floor)),
                     *cross(i, out_floor),
                 ],
                 [
                     lambda: cycles + out_often + in_floor,
                     lambda: x_plus(out_often, o),
-                    lambda: in_once + min(x_plus(out_often, o), least(port, o, "need")),
+                    lambda: min(in_once + x_plus(out_often, o), coupled(port, o, i, in_floor)),
                     lambda: x_plus(out_often, o) + in_floor,
                 ],
                 [
                     lambda: in_once + out_once,
                     x_min,
-                    lambda: in_once + out_once + spare_cut(),
+                    lambda: min(x_min() + in_once + out_once, coupled(port, (), i + o, in_floor + out_floor)),
                     lambda: x_min() + in_floor + out_floor,
                 ],
             ]

@@ -242,6 +242,7 @@ class OperandTerms:
     count: np.ndarray | None = None
     busy: bool = False
     onload: int | None = None  # busy charge only: this event also pays its first transfer (see operand_terms)
+    once: bool = False  # the `onload` event pays it where its move is made once instead
     need: tuple[float, float, str] | None = None  # (cycles, port width, "need" or "stall"): see operand_terms
     zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
     rate: dict[int, object] = field(default_factory=dict)
@@ -255,13 +256,16 @@ class OperandTerms:
     reuse_dims: frozenset[int] = frozenset()
     absent_dims: frozenset[int] = frozenset()
     always_psum: dict[int, bool] = field(default_factory=dict)
+    # with a port: cycles of one transfer at the lower end of event a's link (the level filled or
+    # emptied), which on- or off-loading also waits for (stems.cost.latency takes the slower end)
+    near: dict[int, object] = field(default_factory=dict)
     _least: dict[int, float] = field(default_factory=dict)
     _reach: dict[int, tuple[int | None, ...] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cost = _LazyCost(self)
         if self.build is not None:  # events are built when first read: a bound may need only some
-            for name in ("rate", "psum", "ps_small", "held", "always_psum"):
+            for name in ("rate", "psum", "ps_small", "held", "always_psum", "near"):
                 if not isinstance(getattr(self, name), _PerEvent):  # else shared (operand_terms' memo)
                     setattr(self, name, _PerEvent(self.build, getattr(self, name)))
 
@@ -282,11 +286,15 @@ class OperandTerms:
             first = self.rate[a][0] if self.spec.output else self.rate[a]
         if a != self.onload:
             return charge
-        # the first transfer too, only where the move repeats (finished outputs only)
+        # the first transfer too (finished outputs only), where the move repeats: the slower end of
+        # the link; or where it is made once: the upper end, or the lower end at a = 1 (prefetching
+        # cannot shorten that one, see `operand_terms`)
         every = self.grid.count(self.absent_dims)
+        if not self.once or a == 1:
+            first = np.maximum(first, self.near[a])
         if self.spec.output:
             first = np.where(self.ps_small[a], 0.0, first)
-        return np.where(every >= 2, charge + first, INF)
+        return np.where(every == 1 if self.once else every >= 2, charge + first, INF)
 
     def _charge(self, a: int) -> np.ndarray:
         shape = self.grid.shape
@@ -410,6 +418,7 @@ def operand_terms(
     onload: int | None = None,
     need: float | None = None,
     kind: str = "need",
+    once: bool = False,
 ) -> OperandTerms:
     """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
 
@@ -423,7 +432,9 @@ def operand_terms(
     it carries, as stems.cost.latency times them (a lower bound of the latency, see intra_latency).
     With `onload` (an event index, with `port`) that event's move also pays its first transfer (the
     transfer on- or off-loading waits for when the move repeats; an output's only when it is final)
-    and is allowed only where it repeats.
+    and is allowed only where it repeats; with `once` too, only where it is made once (and pays the
+    transfer there, before prefetching shortens it: a lower end at a = 1 moves the innermost tile,
+    which stems.cost.latency never shortens).
 
     With `need` (the unrolling's temporal cycles, with `port`) the charge is instead, per repeating
     load on the port (inputs going down, outputs going up), `kind` "need": the bandwidth it reserves
@@ -539,6 +550,9 @@ def operand_terms(
             c = rate(hi, TO_LOW, tile * fanout[a], spec.bits, instances[a + 1])
             c = c + rate(lo, FROM_HIGH, tile, spec.bits, instances[a])
             out.rate[a] = c
+        if port is not None:
+            pt = info.ports[lo, TO_HIGH if spec.output else FROM_HIGH][0]
+            out.near[a] = np.ceil(tile * spec.bits / pt.bw_bits) if pt is not None else 0.0
         dbl = np.where(whole, 1.0, 2.0) if spec.levels[lo].double_buffered else 1.0
         if spec.output:
             out.held[a] = (tile * spec.bits * dbl, tile * spec.psum_bits * dbl)
@@ -550,6 +564,7 @@ def operand_terms(
         spec.name,
         port,
         onload,
+        once,
         need,
         kind,
         tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
@@ -561,16 +576,15 @@ def operand_terms(
     shared = memo.get(key) if memo is not None else None
     same = {}
     if shared is not None:
-        same = {"rate": shared.rate, "held": shared.held, "always_psum": shared.always_psum}
-        same["_least"], same["_reach"] = shared._least, shared._reach
+        same = {k: getattr(shared, k) for k in ("rate", "held", "always_psum", "near", "_least", "_reach")}
     if spec.output:
         psum0 = reuse_left or sp_open[1]
         bits0 = spec.psum_bits if psum0 else spec.bits
         down = fanout[0]
-        once = max(total - 1, 0) if busy else total
-        fixed = rate(0, FROM_LOW, down, bits0, instances[1]) * once
+        transfers = max(total - 1, 0) if busy else total
+        fixed = rate(0, FROM_LOW, down, bits0, instances[1]) * transfers
         if psum0:
-            fixed += rate(0, TO_LOW, down, bits0, instances[1]) * once
+            fixed += rate(0, TO_LOW, down, bits0, instances[1]) * transfers
         if need is not None:
             raw = rate(0, FROM_LOW, down, bits0, instances[1])
             if total < 2 or kind == "first":
@@ -588,6 +602,7 @@ def operand_terms(
     out.used = used
     out.fanout = tuple(fanout)
     out.onload = onload
+    out.once = once
     out.need = (need, port.bw_bits, kind) if need is not None else None
     out.reuse_dims = reuse
     out.absent_dims = absent
@@ -726,12 +741,14 @@ class Lattice:
         known: dict[str, OperandTerms] | None = None,
         memo: dict | None = None,
         onload: dict[str, int] | None = None,
+        once: dict[str, int] | None = None,
         need: float | None = None,
         kind: str = "need",
         allowed: dict[tuple[str, int], np.ndarray] | None = None,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
-        `onload` {operand: event}: that event's move also pays its first transfer, where it repeats.
+        `onload` {operand: event}: that event's move also pays its first transfer, where it repeats;
+        `once` likewise where it is made once.
         `need` (temporal cycles): charge the port's bandwidth needs or stalls (`kind`) instead.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
@@ -740,14 +757,16 @@ class Lattice:
         points by a bound of its own)."""
         self.nest, self.u = nest, u
         self.grid = grid = grid or Grid(u.trips)
-        known = known or {}
-        self.terms = [
-            known[spec.name]
-            if spec.name in known
-            else operand_terms(nest, u, grid, spec, port, memo, (onload or {}).get(spec.name), need, kind)
-            for spec in nest.operands
-            if operands is None or spec.name in operands
-        ]
+        known, onload, once = known or {}, onload or {}, once or {}
+
+        def terms_of(spec: OperandSpec) -> OperandTerms:
+            if spec.name in known:
+                return known[spec.name]
+            if spec.name in once:
+                return operand_terms(nest, u, grid, spec, port, memo, once[spec.name], need, kind, once=True)
+            return operand_terms(nest, u, grid, spec, port, memo, onload.get(spec.name), need, kind)
+
+        self.terms = [terms_of(s) for s in nest.operands if operands is None or s.name in operands]
         self.fixed = sum(t.fixed for t in self.terms)
         if nest.layer.stateful:
             t = DIM_INDEX["T"]
