@@ -25,6 +25,7 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -35,7 +36,7 @@ from stems.cost.model import nest_of, price_batch
 from stems.cost.sample import prime_factors
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
 from stems.hardware.spec import Direction, Hardware
-from stems.search.lattice import Lattice, TermsSum, level_port, operand_terms
+from stems.search.lattice import Chain, Lattice, TermsSum, level_port, operand_terms
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import unrollings
 from stems.workload.model import Layer
@@ -44,6 +45,7 @@ REL = 1e-9
 REFINE = 3  # seeds refined by local search
 REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
+LAGRANGE_STEPS = 6  # blends tried per case when proving (`_loading_bound`)
 
 
 def _value(objective: str, energy, latency, bound: float | None):
@@ -166,6 +168,25 @@ class _Key(tuple):
         if (self[0], self[1]) != (other[0], other[1]):
             return (self[0], self[1]) < (other[0], other[1])
         return _text(self[2]) < _text(other[2])
+
+
+class _Bound(float):
+    """A lower bound of X + on- and off-loading in one case of `_loading_bound`: `const` plus the
+    least charge of `lat`, reached at `chain` (None: nothing fits). Adding a number keeps it one."""
+
+    def __new__(cls, value: float, lat: Lattice, chain: Chain | None, const: float = 0.0):
+        self = super().__new__(cls, value)
+        self.lat, self.chain, self.const = lat, chain, const
+        return self
+
+    def __add__(self, c: float) -> _Bound:
+        return _Bound(float(self) + c, self.lat, self.chain, self.const + float(c))
+
+    __radd__ = __add__
+
+    def at(self, chain: Chain) -> float:
+        """This bound's charge of another lattice's chain."""
+        return self.const + self.lat.charge(chain)
 
 
 def _text(m: Mapping | None) -> str:
@@ -305,24 +326,61 @@ def _loading_bound(
             masks[designated, more] = out
         return masks[designated, more]
 
-    def solved(port, kind: str, designated: tuple, more: float = 0.0, **charges) -> float:
-        """The least `kind` charge on `port` (a lattice solve), with points as `allowed`."""
+    def least_chain(lat: Lattice) -> _Bound:
         nonlocal n_dp
-        need = None if kind == "busy" else cycles
-        lat = Lattice(
-            nest,
-            u,
-            port=port,
-            grid=grid,
-            need=need,
-            kind=kind,
-            memo=terms,
-            allowed=allowed(designated, more),
-            **charges,
-        )
         found, k, _ = _solve_shared(lat, math.inf, deadline)
         n_dp += k
-        return min((x[0] for x in found), default=math.inf)
+        if not found:
+            return _Bound(math.inf, lat, None)
+        value, chain = min(found, key=lambda x: x[0])
+        return _Bound(value, lat, chain)
+
+    def solved(port, kind: str, designated: tuple, more: float = 0.0, **charges) -> _Bound:
+        """The least `kind` charge on `port` (a lattice solve), with points as `allowed`."""
+        need = None if kind == "busy" else cycles
+        return least_chain(
+            Lattice(
+                nest,
+                u,
+                port=port,
+                grid=grid,
+                need=need,
+                kind=kind,
+                memo=terms,
+                allowed=allowed(designated, more),
+                **charges,
+            )
+        )
+
+    def blended(f: _Bound, g: _Bound, w: float) -> _Bound:
+        """(1 - w) f + w g, in one lattice: a lower bound of max(f, g) over the mappings both allow."""
+        pairs = zip(f.lat.terms, g.lat.terms, strict=True)
+        known = {tf.spec.name: TermsSum(tf, tg, (1 - w, w)) for tf, tg in pairs}
+        where = dict(f.lat.allowed)
+        for e, mask in g.lat.allowed.items():
+            where[e] = where[e] & mask if e in where else mask
+        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=where))
+        return b + ((1 - w) * f.const + w * g.const)
+
+    def lagrange(bounds: list[_Bound], goal: float) -> float:
+        """max over w of min over mappings of (1 - w) f + w g, for the strongest bound f and the g
+        that most exceeds it at f's chain (its value there says the blend can rise above f), by
+        cutting planes: each blend's chain adds the line w -> (1 - w) f(c) + w g(c) above the
+        (concave) curve; the next w maximises the lowest line, until the blend meets it."""
+        f = max(bounds)
+        g = max((b for b in bounds if b is not f), key=lambda b: b.at(f.chain))
+        lines = [(float(f), g.at(f.chain)), (f.at(g.chain), float(g))]
+        best = max(f, g)
+        for _ in range(LAGRANGE_STEPS):
+            w, top = _highest_point(lines)
+            if top <= best * (1 + REL) or best >= goal:
+                break
+            b = blended(f, g, w)
+            best = max(best, float(b))
+            if b.chain is None:
+                break
+            lines.append((f.at(b.chain), g.at(b.chain)))
+        return best
 
     def coupled(port, often: tuple, once: tuple, more: float) -> float:
         """Least first transfers of the `often` links (where they repeat) and the `once` links (where
@@ -340,12 +398,19 @@ def _loading_bound(
         return memo[key]
 
     def case(terms, goal: float) -> float:
-        """max of lazily computed terms, stopping at the first that reaches `goal`."""
+        """max of lazily computed terms, stopping at the first that reaches `goal`; when proving,
+        the lattice bounds are also blended (`lagrange`)."""
         value = -math.inf
+        seen = []
         for term in terms:
-            value = max(value, term())
+            x = term()
+            value = max(value, x)
             if value >= goal:
-                break
+                return value
+            if isinstance(x, _Bound) and x.chain is not None:
+                seen.append(x)
+        if prove and len(seen) > 1:
+            value = max(value, lagrange(seen, goal))
         return value
 
     def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
@@ -380,6 +445,11 @@ def _loading_bound(
                 lambda p=p: cycles + with_first(p, op, a, "stall", designated, more) for p in others
             ]
 
+        def either(spare_none: float, spare_some: _Bound) -> float:
+            """The least of the two bounds of a once link (the port has no spare bandwidth, or some);
+            the second itself when the first reaches the goal (a mapping below it has some spare)."""
+            return spare_some if spare_none >= goal else float(min(spare_none, spare_some))
+
         def x_min() -> float:  # X over all mappings
             return max(cycles + least(port, (), "stall"), least(port))
 
@@ -396,7 +466,7 @@ def _loading_bound(
             [
                 lambda: in_once,
                 x_min,
-                lambda: min(x_min() + in_once, coupled(port, (), i, in_floor)),
+                lambda: either(x_min() + in_once, coupled(port, (), i, in_floor)),
                 lambda: x_min() + in_floor,
             ],
         ]
@@ -413,19 +483,21 @@ def _loading_bound(
                 [
                     lambda: cycles + in_often + out_floor,
                     lambda: x_plus(in_often, i),
-                    lambda: min(out_once + x_plus(in_often, i), coupled(port, i, o, out_floor)),
+                    lambda: either(out_once + x_plus(in_often, i), coupled(port, i, o, out_floor)),
                     *cross(i, out_floor),
                 ],
                 [
                     lambda: cycles + out_often + in_floor,
                     lambda: x_plus(out_often, o),
-                    lambda: min(in_once + x_plus(out_often, o), coupled(port, o, i, in_floor)),
+                    lambda: either(in_once + x_plus(out_often, o), coupled(port, o, i, in_floor)),
                     lambda: x_plus(out_often, o) + in_floor,
                 ],
                 [
                     lambda: in_once + out_once,
                     x_min,
-                    lambda: min(x_min() + in_once + out_once, coupled(port, (), i + o, in_floor + out_floor)),
+                    lambda: either(
+                        x_min() + in_once + out_once, coupled(port, (), i + o, in_floor + out_floor)
+                    ),
                     lambda: x_min() + in_floor + out_floor,
                 ],
             ]
@@ -659,3 +731,19 @@ def map_latency(
         space=SPACE,
         stats=stats,
     )
+
+
+def _highest_point(lines: list[tuple[float, float]]) -> tuple[float, float]:
+    """The w in [0, 1] where the lowest of the lines w -> (1 - w) a + w b is highest, and that value."""
+
+    def at(w: float, a: float, b: float) -> float:
+        return (0.0 if w == 1 else (1 - w) * a) + (0.0 if w == 0 else w * b)
+
+    cands = {0.0, 1.0}
+    for (a1, b1), (a2, b2) in itertools.combinations(lines, 2):
+        den = (b1 - a1) - (b2 - a2)
+        if math.isfinite(den) and den != 0:
+            w = (a2 - a1) / den
+            if 0.0 < w < 1.0:
+                cands.add(w)
+    return max(((w, min(at(w, a, b) for a, b in lines)) for w in sorted(cands)), key=lambda x: x[1])

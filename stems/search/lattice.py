@@ -617,32 +617,40 @@ def operand_terms(
 
 class TermsSum:
     """Two charges of one operand under one unrolling (same tiles and partial sums), summed per
-    event: say, a port's busy cycles and the first transfer of a link on another port."""
+    event with non-negative weights: say, a port's busy cycles and the first transfer of a link on
+    another port, or two lower bounds blended (a Lagrangian relaxation of their maximum)."""
 
-    def __init__(self, base: OperandTerms, extra: OperandTerms) -> None:
-        self.base, self.extra = base, extra
-        self.fixed = base.fixed + extra.fixed
-        self.cost = _SumCost(base, extra)
+    def __init__(
+        self, base: OperandTerms, extra: OperandTerms, weights: tuple[float, float] = (1.0, 1.0)
+    ) -> None:
+        self.base, self.extra, self.weights = base, extra, weights
+        wb, we = weights
+        self.fixed = wb * base.fixed + we * extra.fixed
+        self.cost = _SumCost(self)
 
     def __getattr__(self, name: str):
         return getattr(self.base, name)
 
     def least(self, k: int) -> float:
-        return self.base.least(k) + self.extra.least(k)
+        wb, we = self.weights
+        return wb * self.base.least(k) + we * self.extra.least(k)
 
     def at_origin(self, k: int) -> float:
-        return self.base.at_origin(k) + self.extra.at_origin(k)
+        wb, we = self.weights
+        return wb * self.base.at_origin(k) + we * self.extra.at_origin(k)
 
 
 class _SumCost(dict):
-    """TermsSum's per-event charges, summed when first read."""
+    """TermsSum's per-event charges, summed when first read (inf where either is)."""
 
-    def __init__(self, base: OperandTerms, extra: OperandTerms) -> None:
+    def __init__(self, terms: TermsSum) -> None:
         super().__init__()
-        self.base, self.extra = base, extra
+        self.terms = terms
 
     def __missing__(self, a: int) -> np.ndarray:
-        self[a] = self.base.cost[a] + self.extra.cost[a]
+        t = self.terms
+        wb, we = t.weights
+        self[a] = wb * t.base.cost[a] + we * t.extra.cost[a]
         return self[a]
 
 
@@ -1039,6 +1047,18 @@ class Lattice:
                 flag = int(_at(t.psum[a], p)) if t.flagged else 0
             out[name, levels[-1].name] = t.top_held[flag]
         return out
+
+    def charge(self, chain: Chain) -> float:
+        """This lattice's charge of a chain found on another lattice of the same unrolling (inf where
+        an event is not allowed here); capacity is not checked."""
+        by_op = {t.spec.name: t for t in self.terms}
+        total = self.fixed
+        for e in chain.events:
+            where = self.allowed.get((e.operand, e.a))
+            if where is not None and not _at(where, e.point):
+                return INF
+            total += float(_at(by_op[e.operand].cost[e.a], e.point))
+        return total
 
     # -- the mapping a chain describes --------------------------------------------------------------
     def mapping(self, chain: Chain) -> Mapping:
