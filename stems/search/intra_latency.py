@@ -509,7 +509,7 @@ def _loading_bound(
         if op in links and best < target:
             best = max(best, op_bound(op, goal) + inner)
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
-    return min(best, target), n_dp
+    return float(min(best, target)), n_dp
 
 
 def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, int], np.ndarray]:
