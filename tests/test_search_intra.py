@@ -454,3 +454,54 @@ def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole()
             checked += 1
             met += near >= truth - 1e-9
     assert checked >= 6 and met
+
+
+def test_need_charges_are_the_bandwidth_the_cost_model_reserves_for_prefetching() -> None:
+    """A `need` lattice charges a chain exactly what stems.cost.latency reserves on the port against
+    prefetching: the sum over repeating loads of floor(bits per transfer / period), times cycles /
+    width. The latency proof relies on it in sum (spare bandwidth) and per event (a mapping that
+    leaves the port spare bandwidth has every load's own share below the width)."""
+    from stems.cost.encode import encode
+    from stems.cost.latency import _timing
+    from stems.cost.model import nest_of
+    from stems.cost.traffic import FROM_HIGH, TO_LOW, operand_traffic
+    from stems.search.intra_latency import _ports
+    from stems.search.lattice import Grid, Lattice
+    from stems.search.spatial import unrollings
+
+    cases = [
+        ("tpu_like", _ann_conv("c", Dims(K=64, C=32, OY=4, OX=4, FY=3, FX=3), (1, 1, 1, 1), (4, 4))),
+        ("tpu_like", Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)),
+        ("stems-edge", list(sew_block(t=2))[1]),
+    ]
+    checked = loaded = 0
+    for hw_name, layer in cases:
+        hw = load_hardware(hw_name)
+        nest = nest_of(layer, hw)
+        for u in unrollings(nest)[::7]:
+            grid, cycles = Grid(u.trips), float(math.prod(u.trips))
+            for port in _ports(hw, nest):
+                sources = [Lattice(nest, u, grid=grid), Lattice(nest, u, port=port, grid=grid)]
+                need = Lattice(nest, u, port=port, grid=grid, need=cycles, kind="need")
+                for src in sources:
+                    chain = src.solve()
+                    if chain is None:
+                        continue
+                    enc = encode(nest, [src.mapping(chain)])
+                    traffic = {o.name: operand_traffic(nest, enc, o) for o in nest.operands}
+                    keys = next(k for p, k in _timing(nest, traffic)[0] if p == port)
+                    truth = 0.0
+                    for op, m, d in keys:
+                        move = traffic[op].moves.get((m, d))
+                        down = traffic[op].spec.output and d in (TO_LOW, FROM_HIGH)
+                        if move is not None and not down and move.count[0] > 1:
+                            truth += math.floor(move.amount[0] * move.bits[0] / max(move.period[0], 1))
+                    assert need.charge(chain) == pytest.approx(truth * cycles / port.bw_bits, abs=1e-6), (
+                        hw_name,
+                        layer.name,
+                        u.trips,
+                        port.name,
+                    )
+                    checked += 1
+                    loaded += truth > 0
+    assert checked >= 50 and loaded >= 10

@@ -282,14 +282,18 @@ def _loading_bound(
     repeating, X + r_in + r_out; input repeating, output once, >= X + r_in + f_out and
     >= r_in + r_out + min(1, N / width) X; the reverse likewise; both once, >= X + f_in + f_out and
     >= r_in + r_out + min(1, N / width) X. The last terms are taken in one lattice (r and N of the
-    same mapping, `Lattice(once=...)`): min(X, N X / width) >= min(X, N cycles / width). Each other
-    output link adds at least a cycle. The bound is the least of these cases, each bounded from the
-    minima.
+    same mapping, `Lattice(once=...)`): min(X, N X / width) >= min(X, N cycles / width), split by
+    whether the port has spare bandwidth: without, X + r_in + r_out; with (N < width), r_in + r_out
+    + N cycles / width over the mappings whose every load needs less than the width (`spare`). Each
+    other output link adds at least a cycle. The bound is the least of these cases, each bounded
+    from the minima.
 
     `prove` (with a finite `target`): X + r_in is also bounded by every other port's busy cycles or
     overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
     where what it alone costs (`_alone`) plus the cheapest first transfers stays below the target;
-    a mapping elsewhere is at least the target, so the bound returned is at most `target`.
+    a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
+    whose terms all stay below also blends its two most complementary lattice bounds (`lagrange`):
+    for any weight w, min over mappings of (1 - w) f + w g is below max(f, g) of every mapping.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
@@ -326,6 +330,18 @@ def _loading_bound(
             masks[designated, more] = out
         return masks[designated, more]
 
+    def spare(port) -> dict:
+        """Where each event's own bandwidth need on `port` stays below its width: a mapping whose
+        loads leave the port some spare bandwidth (N < width) has every event there."""
+        if port not in masks:
+            out = {}
+            for spec in nest.operands:
+                t = operand_terms(nest, u, grid, spec, port, terms, None, cycles, "need")
+                for a in range(t.first, t.n):
+                    out[spec.name, a] = t.cost[a] < cycles
+            masks[port] = out
+        return masks[port]
+
     def least_chain(lat: Lattice) -> _Bound:
         nonlocal n_dp
         found, k, _ = _solve_shared(lat, math.inf, deadline)
@@ -335,8 +351,9 @@ def _loading_bound(
         value, chain = min(found, key=lambda x: x[0])
         return _Bound(value, lat, chain)
 
-    def solved(port, kind: str, designated: tuple, more: float = 0.0, **charges) -> _Bound:
-        """The least `kind` charge on `port` (a lattice solve), with points as `allowed`."""
+    def solved(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> _Bound:
+        """The least `kind` charge on `port` (a lattice solve), with points as `allowed` (and
+        `narrow`)."""
         need = None if kind == "busy" else cycles
         return least_chain(
             Lattice(
@@ -347,7 +364,7 @@ def _loading_bound(
                 need=need,
                 kind=kind,
                 memo=terms,
-                allowed=allowed(designated, more),
+                allowed=_both(allowed(designated, more), narrow),
                 **charges,
             )
         )
@@ -356,10 +373,7 @@ def _loading_bound(
         """(1 - w) f + w g, in one lattice: a lower bound of max(f, g) over the mappings both allow."""
         pairs = zip(f.lat.terms, g.lat.terms, strict=True)
         known = {tf.spec.name: TermsSum(tf, tg, (1 - w, w)) for tf, tg in pairs}
-        where = dict(f.lat.allowed)
-        for e, mask in g.lat.allowed.items():
-            where[e] = where[e] & mask if e in where else mask
-        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=where))
+        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=_both(f.lat.allowed, g.lat.allowed)))
         return b + ((1 - w) * f.const + w * g.const)
 
     def lagrange(bounds: list[_Bound], goal: float) -> float:
@@ -382,13 +396,15 @@ def _loading_bound(
             lines.append((f.at(b.chain), g.at(b.chain)))
         return best
 
-    def coupled(port, often: tuple, once: tuple, more: float) -> float:
+    def coupled(port, often: tuple, once: tuple, more: float, some_spare: bool) -> float:
         """Least first transfers of the `often` links (where they repeat) and the `once` links (where
         made once), plus the bandwidth N the repeating loads reserve, in one mapping: r + N x cycles /
-        width, with points as `allowed` (`more`: the once links' floors)."""
-        key = (port, often, once, more)
+        width, with points as `allowed` (`more`: the once links' floors) and, with `some_spare`, as
+        `spare`."""
+        key = (port, often, once, more, some_spare)
         if key not in memo:
-            memo[key] = solved(port, "need", often, more, onload=dict(often), once=dict(once))
+            narrow = spare(port) if some_spare else None
+            memo[key] = solved(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
         return memo[key]
 
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
@@ -445,10 +461,13 @@ def _loading_bound(
                 lambda p=p: cycles + with_first(p, op, a, "stall", designated, more) for p in others
             ]
 
-        def either(spare_none: float, spare_some: _Bound) -> float:
-            """The least of the two bounds of a once link (the port has no spare bandwidth, or some);
-            the second itself when the first reaches the goal (a mapping below it has some spare)."""
-            return spare_some if spare_none >= goal else float(min(spare_none, spare_some))
+        def either(spare_none: float, spare_some) -> float:
+            """The least of the two bounds of a once link: the port has no spare bandwidth, or some
+            (`spare_some(True)` among those mappings only, `spare_some(False)` among all); the
+            second alone when the first reaches the goal (a mapping below it has some spare)."""
+            if spare_none >= goal:
+                return spare_some(True)
+            return float(min(spare_none, spare_some(False)))
 
         def x_min() -> float:  # X over all mappings
             return max(cycles + least(port, (), "stall"), least(port))
@@ -466,7 +485,7 @@ def _loading_bound(
             [
                 lambda: in_once,
                 x_min,
-                lambda: either(x_min() + in_once, coupled(port, (), i, in_floor)),
+                lambda: either(x_min() + in_once, lambda s: coupled(port, (), i, in_floor, s)),
                 lambda: x_min() + in_floor,
             ],
         ]
@@ -483,20 +502,25 @@ def _loading_bound(
                 [
                     lambda: cycles + in_often + out_floor,
                     lambda: x_plus(in_often, i),
-                    lambda: either(out_once + x_plus(in_often, i), coupled(port, i, o, out_floor)),
+                    lambda: either(
+                        out_once + x_plus(in_often, i), lambda s: coupled(port, i, o, out_floor, s)
+                    ),
                     *cross(i, out_floor),
                 ],
                 [
                     lambda: cycles + out_often + in_floor,
                     lambda: x_plus(out_often, o),
-                    lambda: either(in_once + x_plus(out_often, o), coupled(port, o, i, in_floor)),
+                    lambda: either(
+                        in_once + x_plus(out_often, o), lambda s: coupled(port, o, i, in_floor, s)
+                    ),
                     lambda: x_plus(out_often, o) + in_floor,
                 ],
                 [
                     lambda: in_once + out_once,
                     x_min,
                     lambda: either(
-                        x_min() + in_once + out_once, coupled(port, (), i + o, in_floor + out_floor)
+                        x_min() + in_once + out_once,
+                        lambda s: coupled(port, (), i + o, in_floor + out_floor, s),
                     ),
                     lambda: x_min() + in_floor + out_floor,
                 ],
@@ -747,3 +771,13 @@ def _highest_point(lines: list[tuple[float, float]]) -> tuple[float, float]:
             if 0.0 < w < 1.0:
                 cands.add(w)
     return max(((w, min(at(w, a, b) for a, b in lines)) for w in sorted(cands)), key=lambda x: x[1])
+
+
+def _both(a: dict | None, b: dict | None) -> dict | None:
+    """Two `Lattice(allowed=...)` masks at once: an event is allowed where both allow it."""
+    if not a or not b:
+        return a or b
+    out = dict(a)
+    for e, mask in b.items():
+        out[e] = out[e] & mask if e in out else mask
+    return out
