@@ -377,23 +377,27 @@ def _loading_bound(
         return b + ((1 - w) * f.const + w * g.const)
 
     def lagrange(bounds: list[_Bound], goal: float) -> float:
-        """max over w of min over mappings of (1 - w) f + w g, for the strongest bound f and the g
-        that most exceeds it at f's chain (its value there says the blend can rise above f), by
-        cutting planes: each blend's chain adds the line w -> (1 - w) f(c) + w g(c) above the
-        (concave) curve; the next w maximises the lowest line, until the blend meets it."""
+        """max over w of min over mappings of (1 - w) f + w g, for the strongest bound f and each g
+        that exceeds it at f's chain, most first, by cutting planes: each chain c adds the line
+        w -> (1 - w) f(c) + w g(c) above that (concave) curve; the next w maximises the lowest line,
+        until the blend meets it. A pair whose lines already stay below `goal` is not solved."""
         f = max(bounds)
-        g = max((b for b in bounds if b is not f), key=lambda b: b.at(f.chain))
-        lines = [(float(f), g.at(f.chain)), (f.at(g.chain), float(g))]
-        best = max(f, g)
-        for _ in range(LAGRANGE_STEPS):
-            w, top = _highest_point(lines)
-            if top <= best * (1 + REL) or best >= goal:
+        best = float(f)
+        rivals = sorted(((b.at(f.chain), i) for i, b in enumerate(bounds) if b is not f), reverse=True)
+        for at_f, i in rivals:
+            g = bounds[i]
+            if at_f <= f or best >= goal:
                 break
-            b = blended(f, g, w)
-            best = max(best, float(b))
-            if b.chain is None:
-                break
-            lines.append((f.at(b.chain), g.at(b.chain)))
+            lines = [(float(f), at_f), (f.at(g.chain), float(g))]
+            for _ in range(LAGRANGE_STEPS):
+                w, top = _highest_point(lines)
+                if top < goal or top <= best * (1 + REL):
+                    break
+                b = blended(f, g, w)
+                best = max(best, float(b))
+                if b.chain is None or best >= goal:
+                    break
+                lines.append((f.at(b.chain), g.at(b.chain)))
         return best
 
     def coupled(port, often: tuple, once: tuple, more: float, some_spare: bool) -> float:
