@@ -388,13 +388,47 @@ class OperandTerms:
 @dataclass(frozen=True)
 class _SpecInfo:
     """What operand_terms needs of an operand spec, derived once per spec (hashing a spec, with its
-    levels, costs more than an event's arithmetic): loop indices and the ports of its levels."""
+    levels, costs more than an event's arithmetic): loop indices and the ports of its levels; and
+    per spatial unrolling seen, what the spec makes of it (`_spatial`: the search and its bounds ask
+    for the same spec and unrolling many times, and layers of one network share unrollings)."""
 
     absent: frozenset[int]
     reuse: frozenset[int]
     nonreuse: frozenset[int]
     used: frozenset[int]  # loops its tiles depend on (relevant or window)
     ports: dict[tuple[int, Direction], tuple]  # (level index, direction) -> (port or None, pJ per bit)
+    spatial: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def _spatial(spec: OperandSpec, info: _SpecInfo, sp_rows: np.ndarray) -> tuple:
+    """The spatial factors as `spec` sees them (its absent loops at 1), per array dimension: the rows
+    that are not all ones (with the level each enters at), per level the product of the rows entering
+    at or below it (in row order, as stems.cost multiplies them), the copies of each level, and per
+    level whether a spatial reuse loop is open at or above it."""
+    key = sp_rows.tobytes()
+    if key in info.spatial:
+        return info.spatial[key]
+    nd, n, entry = len(LOOP_DIMS), len(spec.levels), spec.entry
+    sp = [[1.0 if d in info.absent else float(x) for d, x in enumerate(row)] for row in sp_rows.tolist()]
+    rows = [(e, r) for e, r in zip(entry, sp, strict=True) if any(x != 1.0 for x in r)]
+    below = []
+    for m in range(n):
+        out = [1.0] * nd
+        for e, r in rows:
+            if e <= m:
+                out = list(map(operator.mul, out, r))
+        below.append(out)
+    row_prod = [math.prod(r) for r in sp]
+    instances = [
+        float(round(round(math.prod(p for p, e in zip(row_prod, entry, strict=True) if e >= a), 3)))
+        for a in range(n + 1)
+    ]
+    row_open = [any(r[d] > 1 for d in info.reuse) for r in sp]
+    sp_open = [any(o for o, e in zip(row_open, entry, strict=True) if e >= a) for a in range(n + 2)]
+    if len(info.spatial) > 4096:  # a long session: keep memory bounded
+        info.spatial.clear()
+    info.spatial[key] = out = (rows, below, instances, sp_open)
+    return out
 
 
 @lru_cache(maxsize=256)
@@ -454,41 +488,24 @@ def operand_terms(
     absent, reuse, nonreuse, used = info.absent, info.reuse, info.nonreuse, info.used
     nd = len(LOOP_DIMS)
     # the unrolling's per-array-dimension factors as plain lists (tiny: Python beats numpy here)
-    sp = [[1.0 if d in absent else float(x) for d, x in enumerate(row)] for row in u.sp.tolist()]
-    entry = spec.entry
+    rows, below, instances, sp_open = _spatial(spec, info, u.sp)
     trips = [1 if d in absent else t for d, t in enumerate(grid.trips)]
     total = math.prod(trips)
-
-    # rows of ones change no product: the others, multiplied in row order as stems.cost does
-    rows = [(e, r) for e, r in zip(entry, sp, strict=True) if any(x != 1.0 for x in r)]
-
-    def prod_rows(keep: set[int]) -> list[float]:
-        """Per loop, the product of the rows entering at a level in `keep`, in row order."""
-        out = [1.0] * nd
-        for e, r in rows:
-            if e in keep:
-                out = list(map(operator.mul, out, r))
-        return out
-
-    below = [prod_rows(set(range(m + 1))) for m in range(n)]
-    row_prod = [math.prod(r) for r in sp]
-    instances = [
-        float(round(round(math.prod(p for p, e in zip(row_prod, entry, strict=True) if e >= a), 3)))
-        for a in range(n + 1)
-    ]
     fanout = []
     prev = [1.0] * nd
     prev_elements = _elements_scalar(nest, spec, prev)
     for e in range(n):
-        if any(x == e for x, _ in rows):
-            prev = list(map(operator.mul, prev, prod_rows({e})))
+        level_rows = [r for x, r in rows if x == e]
+        if level_rows:
+            here = [1.0] * nd
+            for r in level_rows:
+                here = list(map(operator.mul, here, r))
+            prev = list(map(operator.mul, prev, here))
             elements = _elements_scalar(nest, spec, prev)
             fanout.append(float(round(elements / prev_elements)))
             prev_elements = elements
         else:
             fanout.append(1.0)
-    row_open = [any(r[d] > 1 for d in reuse) for r in sp]
-    sp_open = [any(o for o, e in zip(row_open, entry, strict=True) if e >= a) for a in range(n + 2)]
     reuse_left = any(trips[d] > 1 for d in reuse)
     busy = port is not None
     count = None  # transfers per point: built with the first full-grid charge (OperandTerms.counts)
