@@ -697,14 +697,9 @@ class Chain:
 
 def _closure(v: np.ndarray) -> None:
     """In place: v[s, P] = min over P' <= P of v[s, P'] (a running minimum along every lattice axis)."""
-    shape = v.shape
     for ax in range(1, v.ndim):
-        n = shape[ax]
-        if n == 1:
-            continue
-        w = v.reshape(math.prod(shape[:ax]), n, math.prod(shape[ax + 1 :]))
-        for j in range(1, n):
-            np.minimum(w[:, j, :], w[:, j - 1, :], out=w[:, j, :])
+        if v.shape[ax] > 1:
+            np.minimum.accumulate(v, axis=ax, out=v)
 
 
 def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
