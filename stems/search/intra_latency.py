@@ -10,14 +10,16 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   another port's busy cycles); energy >= E*(u), u's exact energy optimum
   (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
   latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound leaves out the
-  windows a port's moves share, the inner links' loading and how one input's reserved bandwidth
-  (which stops another's prefetch) couples with the traffic its tile causes on other ports, so on
-  layers whose optimum is set by them it stays below: the status is then `feasible` with the gap.
+  windows a port's moves share and the inner links' loading, and couples the two inputs' links only
+  through the lattices it blends, so on layers whose optimum is set by them it stays below: the
+  status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
-  again, each event kept only at points where what it alone costs stays below the target.
+  again, each event kept only at points where what it alone costs stays below the target, and the
+  lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
+  maximum over one mapping).
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
