@@ -47,7 +47,7 @@ REL = 1e-9
 REFINE = 3  # seeds refined by local search
 REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
-LAGRANGE_STEPS = 6  # blends tried per case when proving (`_loading_bound`)
+LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
 
 
 def _value(objective: str, energy, latency, bound: float | None):
@@ -181,7 +181,9 @@ class _Bound(float):
         self.lat, self.chain, self.const = lat, chain, const
         return self
 
-    def __add__(self, c: float) -> _Bound:
+    def __add__(self, c: float) -> float:
+        if isinstance(c, _Bound):  # two lattices' minima: their sum is a number, not one lattice's
+            return float(self) + float(c)
         return _Bound(float(self) + c, self.lat, self.chain, self.const + float(c))
 
     __radd__ = __add__
@@ -294,8 +296,9 @@ def _loading_bound(
     overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
     where what it alone costs (`_alone`) plus the cheapest first transfers stays below the target;
     a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
-    whose terms all stay below also blends its two most complementary lattice bounds (`lagrange`):
-    for any weight w, min over mappings of (1 - w) f + w g is below max(f, g) of every mapping.
+    whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
+    its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
+    max(f, g) of every mapping.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
