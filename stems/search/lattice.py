@@ -696,10 +696,22 @@ class Chain:
 
 
 def _closure(v: np.ndarray) -> None:
-    """In place: v[s, P] = min over P' <= P of v[s, P'] (a running minimum along every lattice axis)."""
+    """In place: v[s, P] = min over P' <= P of v[s, P'] (a running minimum along every lattice axis).
+
+    Along an axis with large slabs behind it, one np.minimum per step runs over contiguous memory;
+    along the last axes np.minimum.accumulate does it in one call (it is slow on strided slabs)."""
+    shape = v.shape
     for ax in range(1, v.ndim):
-        if v.shape[ax] > 1:
+        n = shape[ax]
+        if n == 1:
+            continue
+        inner = math.prod(shape[ax + 1 :])
+        if inner < 16:
             np.minimum.accumulate(v, axis=ax, out=v)
+            continue
+        w = v.reshape(math.prod(shape[:ax]), n, inner)
+        for j in range(1, n):
+            np.minimum(w[:, j, :], w[:, j - 1, :], out=w[:, j, :])
 
 
 def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
