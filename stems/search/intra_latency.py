@@ -310,6 +310,7 @@ def _loading_bound(
     specs = {s.name: s for s in nest.operands}
     firsts: dict = {}
     masks: dict = {}
+    spares: dict = {}
 
     def first(op: str, a: int):
         """`op`'s event `a` charging only its first transfer on its outermost link's port."""
@@ -338,14 +339,14 @@ def _loading_bound(
     def spare(port) -> dict:
         """Where each event's own bandwidth need on `port` stays below its width: a mapping whose
         loads leave the port some spare bandwidth (N < width) has every event there."""
-        if port not in masks:
+        if port not in spares:
             out = {}
             for spec in nest.operands:
                 t = operand_terms(nest, u, grid, spec, port, terms, None, cycles, "need")
                 for a in range(t.first, t.n):
                     out[spec.name, a] = t.cost[a] < cycles
-            masks[port] = out
-        return masks[port]
+            spares[port] = out
+        return spares[port]
 
     def least_chain(lat: Lattice) -> _Bound:
         nonlocal n_dp
@@ -359,14 +360,13 @@ def _loading_bound(
     def solved(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> _Bound:
         """The least `kind` charge on `port` (a lattice solve), with points as `allowed` (and
         `narrow`)."""
-        need = None if kind == "busy" else cycles
         return least_chain(
             Lattice(
                 nest,
                 u,
                 port=port,
                 grid=grid,
-                need=need,
+                need=_need(kind, cycles),
                 kind=kind,
                 memo=terms,
                 allowed=_both(allowed(designated, more), narrow),
@@ -445,8 +445,7 @@ def _loading_bound(
         repeat; their other first transfers (least) and `more` are added."""
         key = (other, op, kind, designated, more)
         if key not in memo:
-            need = None if kind == "busy" else cycles
-            own = operand_terms(nest, u, grid, specs[op], other, terms, None, need, kind)
+            own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
             charged = {op: TermsSum(own, first(op, a))}
             rest = sum(least_first(e) for e in designated if e != (op, a))
             memo[key] = solved(other, kind, designated, more, known=charged) + rest + more
@@ -553,12 +552,17 @@ def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, i
         used = {level_port(lv, spec.name, d)[0] for lv in spec.levels for d in Direction} - {None}
         for port in used:
             for kind in ("busy", "stall"):
-                need = None if kind == "busy" else cycles
-                t = operand_terms(nest, u, grid, spec, port, memo, None, need, kind)
+                t = operand_terms(nest, u, grid, spec, port, memo, None, _need(kind, cycles), kind)
                 for a in range(t.first, t.n):
                     low = t.cost[a] + (0.0 if kind == "busy" else cycles)
                     out[spec.name, a] = np.maximum(out.get((spec.name, a), 0.0), low)
     return out
+
+
+def _need(kind: str, cycles: float) -> float | None:
+    """`operand_terms`' `need` argument for a charge `kind`: busy cycles take none, the rest the
+    unrolling's temporal cycles."""
+    return None if kind == "busy" else cycles
 
 
 def _ports(hw: Hardware, nest) -> list:
