@@ -341,6 +341,33 @@ def _ann_conv(name: str, dims: Dims, padding: tuple[int, int, int, int], input_y
     return Layer(name, Op.CONV, dims, window=Window(padding=padding, input_yx=input_yx), precision=ANN)
 
 
+def test_local_search_stops_at_a_lower_bound() -> None:
+    """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
+    it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""
+    from stems.cost.mapping import Mapping
+    from stems.cost.model import nest_of, price_batch
+    from stems.cost.sample import random_cuts, random_order
+    from stems.search.intra_latency import local_search
+    from stems.search.spatial import unrollings
+
+    hw = load_hardware("tpu_like")
+    layer = _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))
+    nest = nest_of(layer, hw)
+    u = max(unrollings(nest), key=lambda v: math.prod(v.used))
+    rng = random.Random(2)
+    starts = []
+    for _ in range(20):
+        order = random_order(nest, u.as_dict(), rng)
+        starts.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
+    table = price_batch(layer, hw, starts)
+    start = starts[next(i for i, ok in enumerate(table.valid) if ok)]
+    first = price_batch(layer, hw, [start]).latency_cycles[0]
+    ((_, free),) = local_search(layer, hw, [start], "latency", None, math.inf)
+    assert free[0] < first
+    ((stopped, key),) = local_search(layer, hw, [start], "latency", None, math.inf, floor=first)
+    assert key[0] == first and price_batch(layer, hw, [stopped]).latency_cycles[0] == first
+
+
 def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency

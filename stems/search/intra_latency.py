@@ -120,14 +120,16 @@ def local_search(
     bound: float | None,
     deadline: float,
     rounds: int = 60,
+    floor: float = -math.inf,
 ) -> list[tuple[Mapping, tuple]]:
     """Best-improvement descent from each of `starts` on the exact objective (deterministic). The
-    descents run in lockstep so that each round prices all their neighbourhoods in one batch."""
+    descents run in lockstep so that each round prices all their neighbourhoods in one batch; they
+    stop once one reaches `floor` (a lower bound of the objective: nothing can beat it)."""
     cur = [split_primes(m) for m in starts]
     keys = _keys(price_batch(layer, hw, cur), objective, bound, cur)
     active = list(range(len(cur)))
     for _ in range(rounds):
-        if not active or time.perf_counter() > deadline:
+        if not active or time.perf_counter() > deadline or min(k[0] for k in keys) <= floor * (1 + REL):
             break
         cand: list[Mapping] = []
         spans = []
@@ -713,7 +715,9 @@ def map_latency(
             break
         starts = [m for _, m, u_bound in pool[lo:hi] if u_bound < best_key[0] * (1 - REL)]
         if starts and time.perf_counter() <= deadline:
-            for m, key in local_search(layer, hw, starts, objective, latency_bound, deadline):
+            for m, key in local_search(
+                layer, hw, starts, objective, latency_bound, deadline, floor=low_bound
+            ):
                 better(key, m)
             searched += len(starts)
     # prove: bound again with the final incumbent as target (`_loading_bound` then rules out every
