@@ -15,7 +15,7 @@ import random
 import pytest
 from helpers import sew_block
 
-from stems.cost import price
+from stems.cost import Cost, price
 from stems.hardware import build_hardware, load_hardware
 from stems.search.enumerate import exhaustive, space_size
 from stems.search.intra import LayerMapping, clear_cache, map_layer, map_workload
@@ -278,18 +278,25 @@ LATENCY_CASES = [
 ]
 
 
+@pytest.mark.parametrize("objective", ["latency", "edp"])
 @pytest.mark.parametrize(("spec", "layer"), LATENCY_CASES, ids=[f"{s}-{x.name}" for s, x in LATENCY_CASES])
-def test_latency_finds_the_exhaustive_optimum_with_a_valid_bound(spec, layer) -> None:
-    """The latency search reaches the enumeration's optimum on small layers, and its bound is below
-    it. (`optimal` only where the bound meets it.)"""
+def test_latency_and_edp_find_the_exhaustive_optimum_with_a_valid_bound(spec, layer, objective) -> None:
+    """The latency and EDP searches reach the enumeration's optimum on small layers, and their bound
+    is below it. (`optimal` only where the bound meets it.)"""
     hw = SPECS[spec]
-    oracle = exhaustive(layer, hw, "latency", combine="full")
-    r = map_layer(layer, hw, "latency", use_cache=False)
+    oracle = exhaustive(layer, hw, objective, combine="full")
+    r = map_layer(layer, hw, objective, use_cache=False)
     if oracle.cost is None:
         assert r.mapping is None and r.solve.status is Status.INFEASIBLE
         return
-    truth = oracle.cost.latency_cycles
-    assert r.cost == price(layer, hw, r.mapping) and r.solve.objective == r.cost.latency_cycles
+
+    def value(c: Cost) -> float:
+        return c.latency_cycles * (c.energy_pj if objective == "edp" else 1.0)
+
+    truth = value(oracle.cost)
+    assert r.cost == price(layer, hw, r.mapping) and r.solve.objective == pytest.approx(
+        value(r.cost), rel=1e-12
+    )
     assert r.solve.objective == pytest.approx(truth, rel=1e-12)
     assert r.solve.best_bound <= truth * (1 + 1e-12)
 

@@ -9,10 +9,13 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   overrun and reserved-bandwidth cycles, and for a repeating input link its first transfer plus
   another port's busy cycles); energy >= E*(u), u's exact energy optimum
   (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
-  latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). The bound leaves out the
-  windows a port's moves share and the inner links' loading, and couples the two inputs' links only
-  through the lattices it blends, so on layers whose optimum is set by them it stays below: the
-  status is then `feasible` with the gap.
+  latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). For those two, E*(u) comes
+  first: the loading bound then stops at the latency where u can no longer win (the incumbent over
+  E*(u), or just above B). The bound leaves out the windows a port's moves share (a level that
+  cannot double-buffer refills only in the last iteration of the irrelevant loops on top of it,
+  which depends on the loop order between two lattice points) and the inner links' loading, and
+  couples the two inputs' links only through the lattices it blends, so on layers whose optimum is
+  set by them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
@@ -613,6 +616,24 @@ def map_latency(
         if key < best_key:
             best_key, best_map = key, m
 
+    def energy_cutoff(low_latency: float) -> float:
+        """The most memory energy an unrolling whose latency is at least `low_latency` may charge and
+        still beat the incumbent (the lattice charges memory energy only)."""
+        if objective == "edp":
+            cutoff = best_key[0] / low_latency if math.isfinite(best_key[0]) else math.inf
+        else:
+            cutoff = best_key[0] if objective == "energy" else math.inf
+        return cutoff - constant
+
+    def latency_target(found) -> float:
+        """A latency (drain included) at which an unrolling can no longer win: the incumbent's
+        (latency); the incumbent over the unrolling's E* (EDP); just above the latency bound."""
+        if objective == "latency":
+            return best_key[0]
+        if objective == "edp":
+            return best_key[0] / (min(x[0] for x in found) + constant)
+        return latency_bound * (1 + REL) + 0.5  # a bound that reaches it exceeds the latency bound
+
     def objective_bound(low_latency: float, e_opt: float) -> float:
         if objective == "latency":
             return low_latency
@@ -655,8 +676,16 @@ def map_latency(
         if not found:
             continue  # nothing fits in u
         any_fits = True
+        found = None
+        if objective != "latency":  # E*(u) first: it turns the incumbent into a latency target
+            lat = Lattice(nest, u, grid=grid)
+            found, k, _ = _solve_shared(lat, energy_cutoff(low), deadline, ties=4)
+            n_dp += k
+            if not found:
+                bounds.append(best_key[0])  # E*(u) is above the incumbent
+                continue
         if not (objective == "latency" and low >= best_key[0] * (1 - REL)):
-            target = best_key[0] - drain[u] if objective == "latency" else math.inf
+            target = latency_target(found) - drain[u]
             bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms)
             n_dp += k
             low = max(low, bound + drain[u])
@@ -665,22 +694,19 @@ def map_latency(
             continue
         if latency_bound is not None and low > latency_bound * (1 + REL):
             continue
-        if objective == "edp":
-            cutoff = best_key[0] / low if math.isfinite(best_key[0]) else math.inf
-        elif objective == "energy":
-            cutoff = best_key[0]
-        else:
-            cutoff = math.inf
-        cutoff -= constant  # the lattice charges memory energy only
-        lat = Lattice(nest, u, grid=grid)
-        found, k, _ = _solve_shared(lat, cutoff, deadline, ties=4)
-        n_dp += k
+        if found is None:
+            lat = Lattice(nest, u, grid=grid)
+            found, k, _ = _solve_shared(lat, energy_cutoff(low), deadline, ties=4)
+            n_dp += k
         if not found:
             bounds.append(best_key[0])  # E*(u) is above the incumbent
             continue
-        solved += 1
         e_opt, chain = min(found, key=lambda x: x[0])
         e_opt += constant  # operations and neuron updates
+        if objective == "edp" and e_opt * low >= best_key[0] * (1 - REL):
+            bounds.append(e_opt * low)
+            continue
+        solved += 1
         tied = list(dict.fromkeys(lat.mapping(c) for c in chain.tied(lat)))
         seeds = tied + seeds
         u_bound = objective_bound(low, e_opt)
