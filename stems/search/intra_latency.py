@@ -625,6 +625,14 @@ def map_latency(
             cutoff = best_key[0] if objective == "energy" else math.inf
         return cutoff - constant
 
+    def energy_optimum(u, grid, low_latency: float) -> tuple[Lattice, list]:
+        """u's energy lattice and its optima within `energy_cutoff` (none: E*(u) is above it)."""
+        nonlocal n_dp
+        lat = Lattice(nest, u, grid=grid)
+        found, k, _ = _solve_shared(lat, energy_cutoff(low_latency), deadline, ties=4)
+        n_dp += k
+        return lat, found
+
     def latency_target(found) -> float:
         """A latency (drain included) at which an unrolling can no longer win: the incumbent's
         (latency); the incumbent over the unrolling's E* (EDP); just above the latency bound."""
@@ -676,15 +684,9 @@ def map_latency(
         if not found:
             continue  # nothing fits in u
         any_fits = True
-        found = None
-        if objective != "latency":  # E*(u) first: it turns the incumbent into a latency target
-            lat = Lattice(nest, u, grid=grid)
-            found, k, _ = _solve_shared(lat, energy_cutoff(low), deadline, ties=4)
-            n_dp += k
-            if not found:
-                bounds.append(best_key[0])  # E*(u) is above the incumbent
-                continue
-        if not (objective == "latency" and low >= best_key[0] * (1 - REL)):
+        # EDP, energy under a latency bound: E*(u) first, it turns the incumbent into a latency target
+        lat, found = energy_optimum(u, grid, low) if objective != "latency" else (None, None)
+        if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = latency_target(found) - drain[u]
             bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms)
             n_dp += k
@@ -695,9 +697,7 @@ def map_latency(
         if latency_bound is not None and low > latency_bound * (1 + REL):
             continue
         if found is None:
-            lat = Lattice(nest, u, grid=grid)
-            found, k, _ = _solve_shared(lat, energy_cutoff(low), deadline, ties=4)
-            n_dp += k
+            lat, found = energy_optimum(u, grid, low)
         if not found:
             bounds.append(best_key[0])  # E*(u) is above the incumbent
             continue
