@@ -348,6 +348,50 @@ def _ann_conv(name: str, dims: Dims, padding: tuple[int, int, int, int], input_y
     return Layer(name, Op.CONV, dims, window=Window(padding=padding, input_yx=input_yx), precision=ANN)
 
 
+def test_first_transfer_floor_raises_only_the_onload_event() -> None:
+    """`at_least` raises the designated event's first transfer to the floor and nothing else: the
+    charge grows by (floor - first transfer)+ where the move repeats, other events are untouched."""
+    import numpy as np
+
+    from stems.cost.model import nest_of
+    from stems.search.intra_latency import _outer_links
+    from stems.search.lattice import Grid, operand_terms
+    from stems.search.spatial import unrollings
+
+    hw = load_hardware("tpu_like")
+    layer = _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))
+    nest = nest_of(layer, hw)
+    a, port = _outer_links(nest)["W"]
+    spec = next(s for s in nest.operands if s.name == "W")
+    u = max(unrollings(nest), key=lambda v: math.prod(v.used))
+    grid = Grid(u.trips)
+    cycles = float(math.prod(u.trips))
+    plain = operand_terms(nest, u, grid, spec, port, None, a)  # busy cycles + the first transfer
+    transfer = np.asarray(operand_terms(nest, u, grid, spec, port, None, a, cycles, "first").cost[a])
+    finite = np.isfinite(transfer)
+    floor = float(np.median(transfer[finite]))
+    raised = operand_terms(nest, u, grid, spec, port, None, a, at_least=floor)
+    assert np.array_equal(finite, np.isfinite(plain.cost[a]))
+    assert np.array_equal(finite, np.isfinite(raised.cost[a]))
+    lift = np.asarray(raised.cost[a])[finite] - np.asarray(plain.cost[a])[finite]
+    assert np.allclose(lift, np.maximum(floor - transfer[finite], 0.0))
+    assert lift.max() > 0 and lift.min() == 0
+    for k in range(plain.first, plain.n):
+        if k != a:
+            assert np.array_equal(plain.cost[k], raised.cost[k])
+
+
+def test_latency_proof_of_a_weight_bound_conv() -> None:
+    """A 512-channel 3x3 conv at 7x7 (ResNet-18's layer4) on tpu_like streams its weights from DRAM
+    and loads its input once: the optimum is proven only when on-loading waits for both inputs' links
+    (the proof pass splits by the input's link and floors the weights' first transfer)."""
+    hw = load_hardware("tpu_like")
+    layer = _ann_conv("c", Dims(K=512, C=512, OY=7, OX=7, FY=3, FX=3), (1, 1, 1, 1), (7, 7))
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.OPTIMAL
+    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+
+
 def test_local_search_stops_at_a_lower_bound() -> None:
     """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
     it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""

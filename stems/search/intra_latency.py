@@ -22,7 +22,9 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
   again, each event kept only at points where what it alone costs stays below the target, and the
   lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
-  maximum over one mapping).
+  maximum over one mapping). An input whose bound still stays below is bounded again split by the
+  other input's link on the same port (repeating or made once): on-loading waits for both links, so
+  its first transfers count at least the other's least.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -303,7 +305,11 @@ def _loading_bound(
     a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
     whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
     its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
-    max(f, g) of every mapping.
+    max(f, g) of every mapping. An input whose cases stay below is bounded again in two sub-cases,
+    the other input's outermost link on the same port repeating or made once (every lattice keeps
+    to its points, `scope`): on-loading >= max of the two links' loading, so the input's first
+    transfers count at least the other's least there, r or its floor f (`Lattice(at_least=...)`),
+    and X + that least is one more term. The larger of the two results is the input's bound.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
@@ -315,13 +321,20 @@ def _loading_bound(
     specs = {s.name: s for s in nest.operands}
     firsts: dict = {}
     masks: dict = {}
+    # the other input's link, when it shares the port: (name, where each event may be, floors of the
+    # first transfers of the links designated), which every lattice of the current sub-case keeps to
+    scope: list = [None, None, {}]
     spares: dict = {}
 
-    def first(op: str, a: int):
-        """`op`'s event `a` charging only its first transfer on its outermost link's port."""
-        if (op, a) not in firsts:
-            firsts[op, a] = operand_terms(nest, u, grid, specs[op], links[op][1], terms, a, cycles, "first")
-        return firsts[op, a]
+    def first(op: str, a: int, floor: float = 0.0):
+        """`op`'s event `a` charging only its first transfer (at least `floor`) on its outermost
+        link's port."""
+        if (op, a, floor) not in firsts:
+            port = links[op][1]
+            firsts[op, a, floor] = operand_terms(
+                nest, u, grid, specs[op], port, terms, a, cycles, "first", at_least=floor
+            )
+        return firsts[op, a, floor]
 
     def least_first(e: tuple[str, int]) -> float:
         return float(np.min(first(*e).cost[e[1]]))
@@ -374,7 +387,8 @@ def _loading_bound(
                 need=_need(kind, cycles),
                 kind=kind,
                 memo=terms,
-                allowed=_both(allowed(designated, more), narrow),
+                allowed=_both(_both(allowed(designated, more), narrow), scope[1]),
+                at_least=scope[2],
                 **charges,
             )
         )
@@ -415,14 +429,14 @@ def _loading_bound(
         made once), plus the bandwidth N the repeating loads reserve, in one mapping: r + N x cycles /
         width, with points as `allowed` (`more`: the once links' floors) and, with `some_spare`, as
         `spare`."""
-        key = (port, often, once, more, some_spare)
+        key = (port, often, once, more, some_spare, scope[0])
         if key not in memo:
             narrow = spare(port) if some_spare else None
             memo[key] = solved(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
         return memo[key]
 
     def least(port, onload: tuple = (), kind: str = "busy") -> float:
-        key = (port, onload, kind)
+        key = (port, onload, kind, scope[0])
         if key not in memo:
             memo[key] = solved(port, kind, onload, onload=dict(onload))
         return memo[key]
@@ -448,16 +462,18 @@ def _loading_bound(
         link's port, where that move repeats: X + r >= B or cycles + S of any port (`op`'s terms
         there carry r besides its own charge). Points as `allowed` when the `designated` links
         repeat; their other first transfers (least) and `more` are added."""
-        key = (other, op, kind, designated, more)
+        key = (other, op, kind, designated, more, scope[0])
         if key not in memo:
             own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
-            charged = {op: TermsSum(own, first(op, a))}
+            charged = {op: TermsSum(own, first(op, a, scope[2].get(op, 0.0)))}
             rest = sum(least_first(e) for e in designated if e != (op, a))
             memo[key] = solved(other, kind, designated, more, known=charged) + rest + more
         return memo[key]
 
     def op_bound(op: str, goal: float) -> float:
-        """The least case for input `op`'s outermost link (and the output's, on the same port)."""
+        """The least case for input `op`'s outermost link (and the output's, on the same port); when
+        proving and that stays below `goal`, also the least over the two sub-cases of the other
+        input's link (see above), the larger of the two."""
         a, port = links[op]
         probe = Lattice(nest, u, port=port, grid=grid, memo=terms)
         in_often, in_once, in_floor = _first_transfers(probe, op, a)
@@ -538,7 +554,21 @@ def _loading_bound(
                     lambda: x_min() + in_floor + out_floor,
                 ],
             ]
-        return min(case(c, goal) for c in cases)
+        value = min(case(c, goal) for c in cases)
+        rival = "I" if op == "W" else "W"
+        if not (prove and value < goal and rival in links and links[rival][1] == port):
+            return value
+        # on-loading waits for both inputs' outermost links: split by the other's, repeating or made
+        # once; op's first transfers count at least the other's least (`Lattice(at_least=...)`)
+        b, _ = links[rival]
+        r_often, _, r_floor = _first_transfers(probe, rival, b)
+        every = grid.count(next(t for t in probe.terms if t.spec.name == rival).absent_dims)
+        parts = []
+        for name, where, floor in (("repeats", every >= 2, r_often), ("once", every == 1, r_floor)):
+            scope[:] = [name, {(rival, b): where}, {op: floor}]
+            parts.append(min(case([*c, lambda f=floor: x_min() + f], goal) for c in cases))
+        scope[:] = [None, None, {}]
+        return max(value, min(parts))
 
     inner = _inner_offload(nest)
     best = cycles

@@ -243,6 +243,7 @@ class OperandTerms:
     busy: bool = False
     onload: int | None = None  # busy charge only: this event also pays its first transfer (see operand_terms)
     once: bool = False  # the `onload` event pays it where its move is made once instead
+    at_least: float = 0.0  # that first transfer counts at least this (on-loading waits for another link too)
     need: tuple[float, float, str] | None = None  # (cycles, port width, "need" or "stall"): see operand_terms
     zero: np.ndarray | None = None  # inputs: where the bottom reuse run may end (reuse loops only)
     rate: dict[int, object] = field(default_factory=dict)
@@ -292,6 +293,7 @@ class OperandTerms:
         every = self.grid.count(self.absent_dims)
         if not self.once or a == 1:
             first = np.maximum(first, self.near[a])
+        first = np.maximum(first, self.at_least)
         if self.spec.output:
             first = np.where(self.ps_small[a], 0.0, first)
         return np.where(every == 1 if self.once else every >= 2, charge + first, INF)
@@ -453,6 +455,7 @@ def operand_terms(
     need: float | None = None,
     kind: str = "need",
     once: bool = False,
+    at_least: float = 0.0,
 ) -> OperandTerms:
     """Event charges of `spec` under unrolling `u`, following stems.cost.traffic move by move.
 
@@ -468,7 +471,7 @@ def operand_terms(
     transfer on- or off-loading waits for when the move repeats; an output's only when it is final)
     and is allowed only where it repeats; with `once` too, only where it is made once (and pays the
     transfer there, before prefetching shortens it: a lower end at a = 1 moves the innermost tile,
-    which stems.cost.latency never shortens).
+    which stems.cost.latency never shortens). `at_least`: that first transfer counts at least this.
 
     With `need` (the unrolling's temporal cycles, with `port`) the charge is instead, per repeating
     load on the port (inputs going down, outputs going up), `kind` "need": the bandwidth it reserves
@@ -582,6 +585,7 @@ def operand_terms(
         port,
         onload,
         once,
+        at_least,
         need,
         kind,
         tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
@@ -620,6 +624,7 @@ def operand_terms(
     out.fanout = tuple(fanout)
     out.onload = onload
     out.once = once
+    out.at_least = at_least
     out.need = (need, port.bw_bits, kind) if need is not None else None
     out.reuse_dims = reuse
     out.absent_dims = absent
@@ -774,13 +779,15 @@ class Lattice:
         memo: dict | None = None,
         onload: dict[str, int] | None = None,
         once: dict[str, int] | None = None,
+        at_least: dict[str, float] | None = None,
         need: float | None = None,
         kind: str = "need",
         allowed: dict[tuple[str, int], np.ndarray] | None = None,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
         `onload` {operand: event}: that event's move also pays its first transfer, where it repeats;
-        `once` likewise where it is made once.
+        `once` likewise where it is made once; `at_least` {operand: cycles}: that first transfer counts
+        at least this.
         `need` (temporal cycles): charge the port's bandwidth needs or stalls (`kind`) instead.
         `operands`: only these operands (a relaxation: the others' charges, all >= 0, and their
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
@@ -789,14 +796,19 @@ class Lattice:
         points by a bound of its own)."""
         self.nest, self.u = nest, u
         self.grid = grid = grid or Grid(u.trips)
-        known, onload, once = known or {}, onload or {}, once or {}
+        known, onload, once, at_least = known or {}, onload or {}, once or {}, at_least or {}
 
         def terms_of(spec: OperandSpec) -> OperandTerms:
             if spec.name in known:
                 return known[spec.name]
+            floor = at_least.get(spec.name, 0.0) if spec.name in onload or spec.name in once else 0.0
             if spec.name in once:
-                return operand_terms(nest, u, grid, spec, port, memo, once[spec.name], need, kind, once=True)
-            return operand_terms(nest, u, grid, spec, port, memo, onload.get(spec.name), need, kind)
+                return operand_terms(
+                    nest, u, grid, spec, port, memo, once[spec.name], need, kind, once=True, at_least=floor
+                )
+            return operand_terms(
+                nest, u, grid, spec, port, memo, onload.get(spec.name), need, kind, at_least=floor
+            )
 
         self.terms = [terms_of(s) for s in nest.operands if operands is None or s.name in operands]
         self.fixed = sum(t.fixed for t in self.terms)
