@@ -22,9 +22,9 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
   again, each event kept only at points where what it alone costs stays below the target, and the
   lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
-  maximum over one mapping). An input whose bound still stays below is bounded again split by the
-  other input's link on the same port (repeating or made once): on-loading waits for both links, so
-  its first transfers count at least the other's least.
+  maximum over one mapping). If no input's bound reaches the target, the one that came closest is
+  bounded again split by the other input's link on the same port (repeating or made once):
+  on-loading waits for both links, so its first transfers count at least the other's least.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -305,11 +305,12 @@ def _loading_bound(
     a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
     whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
     its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
-    max(f, g) of every mapping. An input whose cases stay below is bounded again in two sub-cases,
-    the other input's outermost link on the same port repeating or made once (every lattice keeps
-    to its points, `scope`): on-loading >= max of the two links' loading, so the input's first
-    transfers count at least the other's least there, r or its floor f (`Lattice(at_least=...)`),
-    and X + that least is one more term. The larger of the two results is the input's bound.
+    max(f, g) of every mapping. If neither input's cases reach the target, the input that came
+    closest is bounded again in two sub-cases, the other input's outermost link on the same port
+    repeating or made once (every lattice keeps to its points, `scope`): on-loading >= max of the two
+    links' loading, so the input's first transfers count at least the other's least there, r or its
+    floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
+    bounds the input.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
     from stems.search.intra import _solve_shared
 
@@ -470,10 +471,9 @@ def _loading_bound(
             memo[key] = solved(other, kind, designated, more, known=charged) + rest + more
         return memo[key]
 
-    def op_bound(op: str, goal: float) -> float:
-        """The least case for input `op`'s outermost link (and the output's, on the same port); when
-        proving and that stays below `goal`, also the least over the two sub-cases of the other
-        input's link (see above), the larger of the two."""
+    def op_bound(op: str, goal: float, split: bool = False) -> float:
+        """The least case for input `op`'s outermost link (and the output's, on the same port); with
+        `split`, the least over the two sub-cases of the other input's link (see above)."""
         a, port = links[op]
         probe = Lattice(nest, u, port=port, grid=grid, memo=terms)
         in_often, in_once, in_floor = _first_transfers(probe, op, a)
@@ -554,10 +554,11 @@ def _loading_bound(
                     lambda: x_min() + in_floor + out_floor,
                 ],
             ]
-        value = min(case(c, goal) for c in cases)
         rival = "I" if op == "W" else "W"
-        if not (prove and value < goal and rival in links and links[rival][1] == port):
-            return value
+        if not split:
+            return min(case(c, goal) for c in cases)
+        if not (rival in links and links[rival][1] == port):
+            return -math.inf
         # on-loading waits for both inputs' outermost links: split by the other's, repeating or made
         # once; op's first transfers count at least the other's least (`Lattice(at_least=...)`)
         b, _ = links[rival]
@@ -568,13 +569,18 @@ def _loading_bound(
             scope[:] = [name, {(rival, b): where}, {op: floor}]
             parts.append(min(case([*c, lambda f=floor: x_min() + f], goal) for c in cases))
         scope[:] = [None, None, {}]
-        return max(value, min(parts))
+        return min(parts)
 
     inner = _inner_offload(nest)
     best = cycles
+    values = {}
     for op in ("W", "I"):
         if op in links and best < target:
-            best = max(best, op_bound(op, goal) + inner)
+            values[op] = op_bound(op, goal)
+            best = max(best, values[op] + inner)
+    if prove and best < target and values:  # split the input whose cases came closest
+        op = max(values, key=values.get)
+        best = max(best, op_bound(op, goal, split=True) + inner)
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
     return float(min(best, target)), n_dp
 
