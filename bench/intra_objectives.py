@@ -1,0 +1,72 @@
+"""The intra-layer search's work per objective on ResNet-18's distinct layers (tpu_like), one process.
+
+Per objective (energy, latency, EDP, energy within 1.1x each layer's least latency): wall time,
+lattice solves (`SearchStats.dp_solves`, a count that does not depend on the machine's speed),
+mappings priced by the local search and the refinement, and how many layers are proven optimal.
+No target: it is for comparing two commits on a busy machine, e.g.
+`git worktree add /tmp/old REV && PYTHONPATH=/tmp/old python bench/intra_objectives.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    try:
+        import six  # noqa: F401
+        import zigzag
+        from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
+
+        from stems.cost.zigzag_interop import layer_from_zigzag
+    except ImportError as err:
+        print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
+        return 0
+    import stems.search.intra_latency as latency_search
+    from stems.hardware import load_hardware
+    from stems.search.intra import clear_cache, layer_key, map_layer
+    from stems.search.solver import SolveOptions
+
+    logging.disable(logging.WARNING)
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    graph = ONNXModelParser(
+        str(inputs / "workload" / "resnet18.onnx"), str(inputs / "mapping" / "tpu_like.yaml")
+    ).run()
+    layers = [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
+    distinct = list({layer_key(x): x for x in layers}.values())
+    hw = load_hardware("tpu_like")
+    priced = [0]
+    price_batch = latency_search.price_batch
+
+    def counted(layer, hw, maps):  # the latency module's pricing, counted
+        priced[0] += len(maps)
+        return price_batch(layer, hw, maps)
+
+    latency_search.price_batch = counted
+    fastest: dict[str, float] = {}
+    print(f"ResNet-18 on tpu_like: {len(distinct)} distinct conv/dense layers, one process")
+    print(f"{'objective':22s} {'wall s':>8s} {'solves':>8s} {'priced':>8s} {'proven':>7s}")
+    for objective in ("energy", "latency", "edp", "energy@1.1x latency"):
+        start = time.perf_counter()
+        solves = proven = 0
+        priced[0] = 0
+        for x in distinct:
+            clear_cache()
+            if objective == "energy@1.1x latency":
+                r = map_layer(x, hw, "energy", SolveOptions(), latency_bound=1.1 * fastest[x.name])
+            else:
+                r = map_layer(x, hw, objective, SolveOptions())
+            if objective == "latency":
+                fastest[x.name] = r.cost.latency_cycles
+            solves += r.stats.dp_solves
+            proven += r.optimal
+        wall = time.perf_counter() - start
+        print(f"{objective:22s} {wall:8.2f} {solves:8d} {priced[0]:8d} {proven:4d}/{len(distinct)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
