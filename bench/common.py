@@ -16,6 +16,21 @@ def shared_dir() -> Path:
     return Path(os.environ.get("STEMS_SHARED", REPO.parent / "shared"))
 
 
+def zigzag_resnet18() -> tuple[Path, list]:
+    """zigzag-dse's shipped inputs folder, and its ResNet-18 ONNX (with its tpu_like mapping file)
+    as stems layers, in graph order. Needs zigzag-dse (ImportError otherwise)."""
+    import six  # noqa: F401  (zigzag-dse imports it without declaring it)
+    import zigzag
+    from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
+
+    from stems.cost.zigzag_interop import layer_from_zigzag
+
+    inputs = Path(zigzag.__file__).parent / "inputs"
+    onnx_path, map_yaml = inputs / "workload" / "resnet18.onnx", inputs / "mapping" / "tpu_like.yaml"
+    graph = ONNXModelParser(str(onnx_path), str(map_yaml)).run()
+    return inputs, [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
+
+
 def median_seconds(fn: Callable[[], object], runs: int = 5) -> tuple[float, list[float]]:
     """Median wall time of `fn` over `runs` calls after one warm-up call."""
     fn()

@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
+
+from common import zigzag_resnet18
 
 
 def main() -> int:
+    logging.disable(logging.WARNING)  # ZigZag logs every layer it parses
     try:
-        import six  # noqa: F401
-        import zigzag
-        from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
-
-        from stems.cost.zigzag_interop import layer_from_zigzag
+        _, layers = zigzag_resnet18()
     except ImportError as err:
         print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
         return 0
@@ -30,12 +28,6 @@ def main() -> int:
     from stems.search.intra import clear_cache, layer_key, map_layer
     from stems.search.solver import SolveOptions
 
-    logging.disable(logging.WARNING)
-    inputs = Path(zigzag.__file__).parent / "inputs"
-    graph = ONNXModelParser(
-        str(inputs / "workload" / "resnet18.onnx"), str(inputs / "mapping" / "tpu_like.yaml")
-    ).run()
-    layers = [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
     distinct = list({layer_key(x): x for x in layers}.values())
     hw = load_hardware("tpu_like")
     priced = [0]

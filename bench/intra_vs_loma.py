@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import shared_dir
+from common import shared_dir, zigzag_resnet18
 
 TARGET_RATIO = 50.0
 MODEL_TOL = 0.005  # stems' price of its mapping vs ZigZag's price of the same mapping
@@ -39,13 +39,12 @@ def main() -> int:
         "--reference", action="store_true", help="use the recorded ZigZag run instead of running it"
     )
     args = ap.parse_args()
+    logging.disable(logging.WARNING)  # ZigZag logs every layer at INFO and warns on conv1's C=3
     try:
-        import six  # noqa: F401
-        import zigzag
+        inputs, layers = zigzag_resnet18()
         from zigzag.api import get_hardware_performance_zigzag
-        from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
 
-        from stems.cost.zigzag_interop import layer_from_zigzag, zigzag_price
+        from stems.cost.zigzag_interop import zigzag_price
     except ImportError as err:
         print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
         return 0
@@ -53,12 +52,8 @@ def main() -> int:
     from stems.search.intra import clear_cache, map_workload
     from stems.search.solver import SolveOptions
 
-    logging.disable(logging.WARNING)  # ZigZag logs every layer at INFO and warns on conv1's C=3
-    inputs = Path(zigzag.__file__).parent / "inputs"
     onnx_path = inputs / "workload" / "resnet18.onnx"
     hw_yaml, map_yaml = inputs / "hardware" / "tpu_like.yaml", inputs / "mapping" / "tpu_like.yaml"
-    graph = ONNXModelParser(str(onnx_path), str(map_yaml)).run()
-    layers = [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
     hw = load_hardware("tpu_like")
     objectives = {"both": ["energy", "latency"], "all": ["energy", "latency", "edp"]}.get(
         args.objective, [args.objective]
@@ -103,7 +98,6 @@ def main() -> int:
             f"{'layer':44s} {'status':8s} {'stems s':>8s} {'cache':>5s} {'stems (zz price)':>17s} "
             f"{'LOMA':>15s} {'diff':>8s} {'stems model':>9s}"
         )
-
         tot_ours = tot_loma = 0.0
         all_optimal = True
         for layer, r, ref in zip(layers, results, loma, strict=True):

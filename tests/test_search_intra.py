@@ -411,8 +411,8 @@ def test_local_search_stops_at_a_lower_bound() -> None:
         order = random_order(nest, u.as_dict(), rng)
         starts.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
     table = price_batch(layer, hw, starts)
-    start = starts[next(i for i, ok in enumerate(table.valid) if ok)]
-    first = price_batch(layer, hw, [start]).latency_cycles[0]
+    i = next(i for i, ok in enumerate(table.valid) if ok)
+    start, first = starts[i], table.latency_cycles[i]
     ((_, free),) = local_search(layer, hw, [start], "latency", None, math.inf)
     assert free[0] < first
     ((stopped, key),) = local_search(layer, hw, [start], "latency", None, math.inf, floor=first)
