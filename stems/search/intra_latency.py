@@ -297,7 +297,8 @@ def _loading_bound(
     whether the port has spare bandwidth: without, X + r_in + r_out; with (N < width), r_in + r_out
     + N cycles / width over the mappings whose every load needs less than the width (`spare`). Each
     other output link adds at least a cycle. The bound is the least of these cases, each bounded
-    from the minima.
+    from the minima. A lattice term that charges the mapping of the case's strongest bound so far no
+    more than that bound is not solved: its least cannot raise the case (`below_lead`).
 
     `prove` (with a finite `target`): X + r_in is also bounded by every other port's busy cycles or
     overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
@@ -325,6 +326,7 @@ def _loading_bound(
     # the other input's link, when it shares the port: (name, where each event may be, floors of the
     # first transfers of the links designated), which every lattice of the current sub-case keeps to
     scope: list = [None, None, {}]
+    lead: list = [None]  # the strongest lattice bound so far of the case being evaluated (`case`)
     spares: dict = {}
 
     def first(op: str, a: int, floor: float = 0.0):
@@ -376,23 +378,25 @@ def _loading_bound(
         value, chain = min(found, key=lambda x: x[0])
         return _Bound(value, lat, chain)
 
+    def lattice(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> Lattice:
+        """The lattice of the `kind` charge on `port`, with points as `allowed` (and `narrow`)."""
+        return Lattice(
+            nest,
+            u,
+            port=port,
+            grid=grid,
+            need=_need(kind, cycles),
+            kind=kind,
+            memo=terms,
+            allowed=_both(_both(allowed(designated, more), narrow), scope[1]),
+            at_least=scope[2],
+            **charges,
+        )
+
     def solved(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> _Bound:
         """The least `kind` charge on `port` (a lattice solve), with points as `allowed` (and
         `narrow`)."""
-        return least_chain(
-            Lattice(
-                nest,
-                u,
-                port=port,
-                grid=grid,
-                need=_need(kind, cycles),
-                kind=kind,
-                memo=terms,
-                allowed=_both(_both(allowed(designated, more), narrow), scope[1]),
-                at_least=scope[2],
-                **charges,
-            )
-        )
+        return least_chain(lattice(port, kind, designated, more, narrow, **charges))
 
     def blended(f: _Bound, g: _Bound, w: float) -> _Bound:
         """(1 - w) f + w g, in one lattice: a lower bound of max(f, g) over the mappings both allow."""
@@ -442,12 +446,29 @@ def _loading_bound(
             memo[key] = solved(port, kind, onload, onload=dict(onload))
         return memo[key]
 
+    def below_lead(lat: Lattice, more: float) -> bool:
+        """Whether a term, `lat`'s least plus `more`, cannot exceed the case's strongest lattice bound
+        so far (`lead`): it charges that bound's own mapping no more. Such a term neither raises the
+        case's value nor is blended with that bound (`lagrange`), so it is not solved."""
+        f = lead[0]
+        return f is not None and lat.charge(f.chain) + more <= f
+
+    def least_term(port, onload: tuple, kind: str) -> float:
+        """A case's term: busy cycles ("busy") or cycles + overrun ("stall") on `port` (`least`);
+        -inf if `below_lead`."""
+        base = cycles if kind == "stall" else 0.0
+        fresh = (port, onload, kind, scope[0]) not in memo
+        if fresh and below_lead(lattice(port, kind, onload, onload=dict(onload)), base):
+            return -math.inf
+        return least(port, onload, kind) + base
+
     def case(terms, goal: float) -> float:
         """max of lazily computed terms, stopping at the first that reaches `goal`; when proving,
         the lattice bounds are also blended (`lagrange`)."""
         value = -math.inf
         seen = []
         for term in terms:
+            lead[0] = max(seen, default=None)
             x = term()
             value = max(value, x)
             if value >= goal:
@@ -459,16 +480,21 @@ def _loading_bound(
         return value
 
     def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
-        """Least charge (`kind`) of port `other` plus the first transfer of `op`'s event `a` on its
-        link's port, where that move repeats: X + r >= B or cycles + S of any port (`op`'s terms
-        there carry r besides its own charge). Points as `allowed` when the `designated` links
-        repeat; their other first transfers (least) and `more` are added."""
+        """Busy cycles (`kind` "busy") or cycles + overrun ("stall") of port `other` plus the first
+        transfer of `op`'s event `a` on its link's port, where that move repeats: X + r >= B or
+        cycles + S of any port (`op`'s terms there carry r besides its own charge). Points as
+        `allowed` when the `designated` links repeat; their other first transfers (least) and `more`
+        are added. A case's term: -inf if `below_lead`."""
         key = (other, op, kind, designated, more, scope[0])
         if key not in memo:
             own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
             charged = {op: TermsSum(own, first(op, a, scope[2].get(op, 0.0)))}
-            rest = sum(least_first(e) for e in designated if e != (op, a))
-            memo[key] = solved(other, kind, designated, more, known=charged) + rest + more
+            add = sum(least_first(e) for e in designated if e != (op, a)) + more
+            add += cycles if kind == "stall" else 0.0
+            lat = lattice(other, kind, designated, more, known=charged)
+            if below_lead(lat, add):
+                return -math.inf
+            memo[key] = least_chain(lat) + add
         return memo[key]
 
     def op_bound(op: str, goal: float, split: bool = False) -> float:
@@ -485,9 +511,10 @@ def _loading_bound(
             ports."""
             if not prove:
                 return []
-            busy = [lambda p=p: with_first(p, op, a, "busy", designated, more) for p in others]
-            return busy + [
-                lambda p=p: cycles + with_first(p, op, a, "stall", designated, more) for p in others
+            return [
+                lambda p=p, kind=kind: with_first(p, op, a, kind, designated, more)
+                for kind in ("busy", "stall")
+                for p in others
             ]
 
         def either(spare_none: float, spare_some) -> float:
@@ -507,8 +534,8 @@ def _loading_bound(
         cases = [
             [
                 lambda: cycles + in_often,
-                lambda: least(port, i),
-                lambda: cycles + least(port, i, "stall"),
+                lambda: least_term(port, i, "busy"),
+                lambda: least_term(port, i, "stall"),
                 *cross(i),
             ],
             [
@@ -524,8 +551,8 @@ def _loading_bound(
             cases = [
                 [
                     lambda: cycles + in_often + out_often,
-                    lambda: least(port, i + o),
-                    lambda: cycles + least(port, i + o, "stall"),
+                    lambda: least_term(port, i + o, "busy"),
+                    lambda: least_term(port, i + o, "stall"),
                     *cross(i + o),
                 ],
                 [
