@@ -479,6 +479,14 @@ def _loading_bound(
             value = max(value, lagrange(seen, goal))
         return value
 
+    def least_case(cases: list, goal: float) -> float:
+        """The least of the cases' values; each case stops once it reaches the least so far, which it
+        then cannot lower."""
+        low = math.inf
+        for c in cases:
+            low = min(low, case(c, min(goal, low)))
+        return low
+
     def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
         """Busy cycles (`kind` "busy") or cycles + overrun ("stall") of port `other` plus the first
         transfer of `op`'s event `a` on its link's port, where that move repeats: X + r >= B or
@@ -583,7 +591,7 @@ def _loading_bound(
             ]
         rival = "I" if op == "W" else "W"
         if not split:
-            return min(case(c, goal) for c in cases)
+            return least_case(cases, goal)
         if not (rival in links and links[rival][1] == port):
             return -math.inf
         # on-loading waits for both inputs' outermost links: split by the other's, repeating or made
@@ -594,7 +602,7 @@ def _loading_bound(
         parts = []
         for name, where, floor in (("repeats", every >= 2, r_often), ("once", every == 1, r_floor)):
             scope[:] = [name, {(rival, b): where}, {op: floor}]
-            parts.append(min(case([*c, lambda f=floor: x_min() + f], goal) for c in cases))
+            parts.append(least_case([[*c, lambda f=floor: x_min() + f] for c in cases], goal))
         scope[:] = [None, None, {}]
         return min(parts)
 
