@@ -392,6 +392,34 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
 
 
+def test_scout_starts_from_the_fastest_least_busy_mapping() -> None:
+    """The scout (latency) prices a least-busy mapping of every unrolling and descends from the
+    fastest: its answer is no slower than any of them, and priced as reported."""
+    from stems.cost.model import nest_of
+    from stems.search.intra_latency import _ports, scout
+    from stems.search.lattice import Lattice
+    from stems.search.spatial import unrollings
+
+    hw = load_hardware("tpu_like")
+    layer = Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)
+    nest = nest_of(layer, hw)
+    space = unrollings(nest)
+    port = _ports(hw, nest)[0]
+    found, solves = scout(layer, hw, space, port, math.inf)
+    assert solves == len(space) and len(found) == 1
+    mapping, key = found[0]
+    assert key[0] == price(layer, hw, mapping).latency_cycles
+    seeds = []
+    for u in space:
+        lat = Lattice(nest, u, port=port)
+        chain = lat.solve()
+        if chain is not None:
+            cost = price(layer, hw, lat.mapping(chain))
+            if cost.valid:
+                seeds.append(cost.latency_cycles)
+    assert len(seeds) > 1 and key[0] <= min(seeds) < max(seeds)
+
+
 def test_local_search_stops_at_a_lower_bound() -> None:
     """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
     it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""

@@ -18,7 +18,10 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   set by them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (swap adjacent prime loops, move one cut by one) prices every
-  neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective.
+  neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective. Latency:
+  when the first `SCOUT` unrollings (by cycles) leave the layer open, the least-busy mapping of every
+  other unrolling is priced and the best one descended at once, so that the incumbent the loading
+  bounds stop at is good early.
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
   again, each event kept only at points where what it alone costs stays below the target, and the
   lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
@@ -52,6 +55,7 @@ REL = 1e-9
 REFINE = 3  # seeds refined by local search
 REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
+SCOUT = 4  # latency: unrollings bounded in order before the rest are scouted (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
 
 
@@ -154,6 +158,31 @@ def local_search(
                 still.append(j)
         active = still
     return list(zip(cur, keys, strict=True))
+
+
+def scout(
+    layer: Layer, hw: Hardware, space: list, port, deadline: float
+) -> tuple[list[tuple[Mapping, tuple]], int]:
+    """A least-busy mapping on `port` of every unrolling in `space` (one lattice solve each, shared
+    levels unsplit: an overflowing one prices as invalid), priced; the best descended by
+    `local_search` (latency), as [(mapping, key)]; and the lattice solves spent. A good incumbent
+    early stops the loading bounds of the unrollings still to bound at it, or skips them."""
+    nest = nest_of(layer, hw)
+    seeds = []
+    solves = 0
+    for u in space:
+        if time.perf_counter() > deadline:
+            break
+        lat = Lattice(nest, u, port=port)
+        chain = lat.solve()
+        solves += 1
+        if chain is not None:
+            seeds.append(lat.mapping(chain))
+    if not seeds:
+        return [], solves
+    keys = _keys(price_batch(layer, hw, seeds), "latency", None, seeds)
+    start = seeds[min(range(len(seeds)), key=keys.__getitem__)]
+    return local_search(layer, hw, [start], "latency", None, deadline), solves
 
 
 def _keys(table, objective: str, bound: float | None, maps: list[Mapping]) -> list[tuple]:
@@ -723,6 +752,7 @@ def map_latency(
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
+
     for idx, u in enumerate(ordered):
         low = cycles[u] + drain[u]
         if time.perf_counter() > deadline:
@@ -737,6 +767,11 @@ def map_latency(
         if objective == "latency" and low >= best_key[0] * (1 - REL):
             bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
             break  # sorted: no later unrolling can be faster
+        if idx == SCOUT and ports and objective == "latency":
+            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline)
+            n_dp += k
+            for m, key in found:
+                better(key, m)
         # latency >= max(cycles, busy cycles of any port) + drain: the lattice minimises the busy cycles
         grid = None
         seeds: list[Mapping] = []
