@@ -2,13 +2,15 @@
 
 Per objective (energy, latency, EDP, energy within 1.1x each layer's least latency): wall time,
 lattice solves (`SearchStats.dp_solves`, a count that does not depend on the machine's speed),
-mappings priced by the local search and the refinement, and how many layers are proven optimal.
-No target: it is for comparing two commits on a busy machine, e.g.
+mappings priced by the local search and the refinement, how many layers are proven optimal, and a
+digest of every layer's status, objective and bound (equal digests: the same answers, up to ties
+between mappings of equal value). No target: it is for comparing two commits on a busy machine, e.g.
 `git worktree add /tmp/old REV && PYTHONPATH=/tmp/old python bench/intra_objectives.py`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import time
@@ -40,11 +42,12 @@ def main() -> int:
     latency_search.price_batch = counted
     fastest: dict[str, float] = {}
     print(f"ResNet-18 on tpu_like: {len(distinct)} distinct conv/dense layers, one process")
-    print(f"{'objective':22s} {'wall s':>8s} {'solves':>8s} {'priced':>8s} {'proven':>7s}")
+    print(f"{'objective':22s} {'wall s':>8s} {'solves':>8s} {'priced':>8s} {'proven':>7s}  answers")
     for objective in ("energy", "latency", "edp", "energy@1.1x latency"):
         start = time.perf_counter()
         solves = proven = 0
         priced[0] = 0
+        answers = hashlib.sha256()
         for x in distinct:
             clear_cache()
             if objective == "energy@1.1x latency":
@@ -55,8 +58,14 @@ def main() -> int:
                 fastest[x.name] = r.cost.latency_cycles
             solves += r.stats.dp_solves
             proven += r.optimal
+            answers.update(
+                repr((x.name, r.solve.status.value, r.solve.objective, r.solve.best_bound)).encode()
+            )
         wall = time.perf_counter() - start
-        print(f"{objective:22s} {wall:8.2f} {solves:8d} {priced[0]:8d} {proven:4d}/{len(distinct)}")
+        print(
+            f"{objective:22s} {wall:8.2f} {solves:8d} {priced[0]:8d} {proven:4d}/{len(distinct)}  "
+            f"{answers.hexdigest()[:12]}"
+        )
     return 0
 
 
