@@ -752,7 +752,6 @@ def map_latency(
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
-
     for idx, u in enumerate(ordered):
         low = cycles[u] + drain[u]
         if time.perf_counter() > deadline:
