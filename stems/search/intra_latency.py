@@ -469,10 +469,12 @@ def _loading_bound(
             memo[key] = solved(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
         return memo[key]
 
-    def least(port, onload: tuple = (), kind: str = "busy") -> float:
+    def least(port, onload: tuple = (), kind: str = "busy", lat: Lattice | None = None) -> float:
+        """The least `kind` charge on `port` where the `onload` links repeat (`lat`: its lattice, if
+        already built)."""
         key = (port, onload, kind, scope[0])
         if key not in memo:
-            memo[key] = solved(port, kind, onload, onload=dict(onload))
+            memo[key] = least_chain(lat or lattice(port, kind, onload, onload=dict(onload)))
         return memo[key]
 
     def below_lead(lat: Lattice, more: float) -> bool:
@@ -485,11 +487,11 @@ def _loading_bound(
     def least_term(port, onload: tuple, kind: str) -> float:
         """A case's term: busy cycles ("busy") or cycles + overrun ("stall") on `port` (`least`);
         -inf if `below_lead`."""
-        base = cycles if kind == "stall" else 0.0
-        fresh = (port, onload, kind, scope[0]) not in memo
-        if fresh and below_lead(lattice(port, kind, onload, onload=dict(onload)), base):
-            return -math.inf
-        return least(port, onload, kind) + base
+        base = _x_offset(kind, cycles)
+        if (port, onload, kind, scope[0]) in memo:
+            return least(port, onload, kind) + base
+        lat = lattice(port, kind, onload, onload=dict(onload))
+        return -math.inf if below_lead(lat, base) else least(port, onload, kind, lat) + base
 
     def case(terms, goal: float) -> float:
         """max of lazily computed terms, stopping at the first that reaches `goal`; when proving,
@@ -526,8 +528,7 @@ def _loading_bound(
         if key not in memo:
             own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
             charged = {op: TermsSum(own, first(op, a, scope[2].get(op, 0.0)))}
-            add = sum(least_first(e) for e in designated if e != (op, a)) + more
-            add += cycles if kind == "stall" else 0.0
+            add = sum(least_first(e) for e in designated if e != (op, a)) + more + _x_offset(kind, cycles)
             lat = lattice(other, kind, designated, more, known=charged)
             if below_lead(lat, add):
                 return -math.inf
@@ -659,7 +660,7 @@ def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, i
             for kind in ("busy", "stall"):
                 t = operand_terms(nest, u, grid, spec, port, memo, None, _need(kind, cycles), kind)
                 for a in range(t.first, t.n):
-                    low = t.cost[a] + (0.0 if kind == "busy" else cycles)
+                    low = t.cost[a] + _x_offset(kind, cycles)
                     out[spec.name, a] = np.maximum(out.get((spec.name, a), 0.0), low)
     return out
 
@@ -668,6 +669,12 @@ def _need(kind: str, cycles: float) -> float | None:
     """`operand_terms`' `need` argument for a charge `kind`: busy cycles take none, the rest the
     unrolling's temporal cycles."""
     return None if kind == "busy" else cycles
+
+
+def _x_offset(kind: str, cycles: float) -> float:
+    """What a `kind` charge adds up with to bound X = cycles + stall: busy cycles bound it alone, an
+    overrun with the unrolling's temporal cycles."""
+    return cycles if kind == "stall" else 0.0
 
 
 def _ports(hw: Hardware, nest) -> list:
