@@ -422,11 +422,6 @@ def _loading_bound(
             **charges,
         )
 
-    def solved(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> _Bound:
-        """The least `kind` charge on `port` (a lattice solve), with points as `allowed` (and
-        `narrow`)."""
-        return least_chain(lattice(port, kind, designated, more, narrow, **charges))
-
     def blended(f: _Bound, g: _Bound, w: float) -> _Bound:
         """(1 - w) f + w g, in one lattice: a lower bound of max(f, g) over the mappings both allow."""
         pairs = zip(f.lat.terms, g.lat.terms, strict=True)
@@ -466,7 +461,8 @@ def _loading_bound(
         key = (port, often, once, more, some_spare, scope[0])
         if key not in memo:
             narrow = spare(port) if some_spare else None
-            memo[key] = solved(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
+            lat = lattice(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
+            memo[key] = least_chain(lat)
         return memo[key]
 
     def least(port, onload: tuple = (), kind: str = "busy", lat: Lattice | None = None) -> float:
