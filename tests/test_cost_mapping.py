@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from stems.cost import Mapping, price, price_batch
 from stems.errors import StemsInputError
 from stems.hardware import load_hardware
+from stems.hardware.spec import Direction
 from stems.workload.model import Dims, Layer, Neuron, Op, Precision, Window
 
 TPU = load_hardware("tpu_like")
@@ -83,6 +85,15 @@ def test_from_dict_refuses_malformed_data_in_one_line(bad) -> None:
 def test_good_mapping_is_valid() -> None:
     cost = price(CONV, TPU, GOOD)
     assert cost.valid and cost.reason == ""
+
+
+def test_a_cost_pickles_whole_and_stays_read_only() -> None:
+    """map_workload's workers send their Costs back pickled."""
+    cost = price(CONV, TPU, GOOD)
+    back = pickle.loads(pickle.dumps(cost))
+    assert back == cost and back.traffic["W"]["rf_128B"].bits == cost.traffic["W"]["rf_128B"].bits
+    with pytest.raises(TypeError):
+        back.traffic["W"]["rf_128B"].bits[Direction.TO_LOW] = 0.0
 
 
 @pytest.mark.parametrize(

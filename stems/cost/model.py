@@ -16,6 +16,7 @@ for the SNN semantics (T, and the state V).
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ from stems.hardware.spec import Direction, Hardware
 from stems.workload.model import Layer
 
 DIRECTIONS = tuple(Direction)
+
+# a Cost's read-only mappings pickle as the dicts they wrap, so that a Cost priced in a worker process
+# (`stems.search.intra.map_workload`) comes back whole instead of being priced again
+def _read_only(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+copyreg.pickle(MappingProxyType, lambda p: (_read_only, (dict(p),)))
 
 
 @lru_cache(maxsize=64)

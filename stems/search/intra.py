@@ -31,14 +31,14 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 
 import numpy as np
 
 from stems.cost.mapping import Mapping
-from stems.cost.model import Cost, nest_of, price, price_batch
+from stems.cost.model import Cost, nest_of, price_batch
 from stems.cost.nest import Nest
 from stems.cost.sample import prime_factors
 from stems.errors import StemsInputError
@@ -474,12 +474,6 @@ def _solve_one(args) -> LayerMapping:
     return map_layer(layer, hw, objective, options, latency_bound=latency_bound, use_cache=False)
 
 
-def _solve_remote(args) -> LayerMapping:
-    """`_solve_one` in a worker process: the Cost (read-only mappings) does not pickle, so it is dropped
-    and re-priced by the parent."""
-    return replace(_solve_one(args), cost=None)
-
-
 def map_workload(
     workload,
     hw: Hardware,
@@ -509,14 +503,10 @@ def map_workload(
         with ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init
         ) as pool:
-            # largest problems first keeps the workers busy to the end; each result is re-priced here
-            # as it arrives, while the workers go on
+            # largest problems first keeps the workers busy to the end
             order = sorted(range(len(jobs)), key=lambda i: -_work(jobs[i][0], hw))
-            futures = {pool.submit(_solve_remote, jobs[i]): i for i in order}
-            done = {}
-            for f in as_completed(futures):
-                i, r = futures[f], f.result()
-                done[i] = replace(r, cost=price(jobs[i][0], hw, r.mapping)) if r.mapping is not None else r
+            futures = [pool.submit(_solve_one, jobs[i]) for i in order]
+            done = {i: f.result() for i, f in zip(order, futures, strict=True)}
         results = [done[i] for i in range(len(jobs))]
     else:
         results = [_solve_one(j) for j in jobs]
