@@ -35,6 +35,7 @@ from stems.workload.model import Layer
 
 DIRECTIONS = tuple(Direction)
 
+
 # a Cost's read-only mappings pickle as the dicts they wrap, so that a Cost priced in a worker process
 # (`stems.search.intra.map_workload`) comes back whole instead of being priced again
 def _read_only(d: dict) -> MappingProxyType:
