@@ -148,13 +148,12 @@ def local_search(
             cand += near
         if not cand:
             break
-        table = price_batch(layer, hw, cand)
-        keys_all = _keys(table, objective, bound, cand)
+        a, b = _columns(price_batch(layer, hw, cand), objective, bound)
         still = []
         for j, lo, hi in spans:
-            best = min(range(lo, hi), key=keys_all.__getitem__, default=None)
-            if best is not None and keys_all[best] < keys[j]:
-                cur[j], keys[j] = cand[best], keys_all[best]
+            best = _argmin(a, b, cand, lo, hi)
+            if best is not None and (key := _Key(float(a[best]), float(b[best]), cand[best])) < keys[j]:
+                cur[j], keys[j] = cand[best], key
                 still.append(j)
         active = still
     return list(zip(cur, keys, strict=True))
@@ -185,15 +184,30 @@ def scout(
     return local_search(layer, hw, [start], "latency", None, deadline), solves
 
 
-def _keys(table, objective: str, bound: float | None, maps: list[Mapping]) -> list[tuple]:
-    """Sort keys of every row (invalid rows last); the mapping's text breaks exact ties only, so it
-    is built lazily (`_Key`)."""
+def _columns(table, objective: str, bound: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The two numeric sort keys of every row (invalid rows inf)."""
     e = np.where(table.valid, table.energy_pj, np.inf)
     lat = np.where(table.valid, table.latency_cycles, np.inf)
     a, b = _value(objective, e, lat, bound)
-    a = np.where(table.valid, a, np.inf)
-    b = np.where(table.valid, b, np.inf)
+    return np.where(table.valid, a, np.inf), np.where(table.valid, b, np.inf)
+
+
+def _keys(table, objective: str, bound: float | None, maps: list[Mapping]) -> list[tuple]:
+    """Sort keys of every row (invalid rows last); the mapping's text breaks exact ties only, so it
+    is built lazily (`_Key`)."""
+    a, b = _columns(table, objective, bound)
     return [_Key(float(x), float(y), m) for x, y, m in zip(a, b, maps, strict=True)]
+
+
+def _argmin(a: np.ndarray, b: np.ndarray, maps: list[Mapping], lo: int, hi: int) -> int | None:
+    """The row in [lo, hi) with the least key, as `_Key` orders them (numbers first, then the
+    mapping's text among exact ties, the first such row), or None if the range is empty; the text is
+    built only for the tied rows."""
+    if hi <= lo:
+        return None
+    rows = lo + np.flatnonzero(a[lo:hi] == a[lo:hi].min())
+    rows = rows[b[rows] == b[rows].min()]
+    return int(min(rows, key=lambda i: _text(maps[i])) if len(rows) > 1 else rows[0])
 
 
 class _Key(tuple):
