@@ -16,10 +16,14 @@ import pytest
 from helpers import sew_block
 
 from stems.cost import Cost, price
+from stems.cost.model import nest_of
 from stems.hardware import build_hardware, load_hardware
 from stems.search.enumerate import exhaustive, space_size
 from stems.search.intra import LayerMapping, clear_cache, map_layer, map_workload
+from stems.search.lattice import Lattice
 from stems.search.solver import SolveOptions, Status
+from stems.search.spatial import unrollings
+from stems.workload import load_workload
 from stems.workload.model import REDUCTION_DIMS, Dims, Layer, Neuron, Op, Precision, Window
 
 ANN = Precision(I=8, W=8, O=16, O_final=8)
@@ -611,3 +615,23 @@ def test_need_charges_are_the_bandwidth_the_cost_model_reserves_for_prefetching(
                     checked += 1
                     loaded += truth > 0
     assert checked >= 50 and loaded >= 10
+
+
+def test_the_tie_search_finds_an_optimum_that_fits_the_shared_level() -> None:
+    """SEW-ResNet-18's blocks.0.c1 on stems-edge, its most parallel unrolling, V's share of the shared
+    global buffer capped (a branch of `_solve_shared`): the optimum's first tie overflows the buffer,
+    but a tie that fits exists, and with `room` the lattice returns it (no further split needed)."""
+    layer = next(x for x in load_workload("zoo:sew-resnet18-dvs128") if x.name == "blocks.0.c1")
+    hw = load_hardware("stems-edge")
+    nest = nest_of(layer, hw)
+    lat = Lattice(nest, next(u for u in unrollings(nest) if u.used == (32, 2, 16)))
+    size = hw.level("global_buffer").size_bits
+    budgets = {("V", "global_buffer"): 6291455.5}
+    plain = lat.solve(budgets)
+    fitted = lat.solve(budgets, room={"global_buffer": size})
+
+    def in_buffer(chain) -> float:
+        return sum(bits for (_, level), bits in chain.held.items() if level == "global_buffer")
+
+    assert fitted.value == plain.value
+    assert in_buffer(plain) > size >= in_buffer(fitted)

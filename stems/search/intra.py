@@ -330,8 +330,11 @@ def _solve_shared(
     lat: Lattice, incumbent: float, deadline: float, ties: int = 1
 ) -> tuple[list[tuple[float, Chain]], int, float | None]:
     """Optimal chains of one unrolling with shared levels jointly within capacity (all ties found in
-    the search), the lattice solves spent, and the best open bound if the deadline stopped it."""
+    the search), the lattice solves spent, and the best open bound if the deadline stopped it. Each
+    solve looks among its tied optima for one whose tiles fit the shared levels together first
+    (`Lattice.solve(room=...)`): such a chain needs no further split."""
     shared = _shared_levels(lat)
+    room = {name: size for name, size, _ in shared}
     seq = 0
     n_dp = 0
     heap: list = []
@@ -345,7 +348,7 @@ def _solve_shared(
             for op in users:
                 others = sum(lo.get((o, name), 0.0) for o in users if o != op)
                 budgets[op, name] = min(hi.get((op, name), math.inf), size - others)
-        chain = lat.solve(budgets, cutoff=best, ties=ties)
+        chain = lat.solve(budgets, cutoff=best, ties=ties, room=room)
         n_dp += 1
         if chain is None:
             return

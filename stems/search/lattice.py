@@ -54,6 +54,7 @@ TO_LOW, FROM_HIGH, FROM_LOW, TO_HIGH = tuple(Direction)
 _Y = (DIM_INDEX["OY"], DIM_INDEX["FY"])
 _X = (DIM_INDEX["OX"], DIM_INDEX["FX"])
 INF = math.inf
+TIE_STEPS = 256  # steps of `Lattice._backtrack`'s search for a tied chain that fits shared levels
 
 
 class Grid:
@@ -914,12 +915,17 @@ class Lattice:
         return True
 
     def solve(
-        self, budgets: dict[tuple[str, str], float] | None = None, cutoff: float = INF, ties: int = 1
+        self,
+        budgets: dict[tuple[str, str], float] | None = None,
+        cutoff: float = INF,
+        ties: int = 1,
+        room: dict[str, float] | None = None,
     ) -> Chain | None:
         """The cheapest chain within `budgets` (bits per (operand, level)); None if none fits or none
         costs at most `cutoff` (charges are non-negative, so a partial chain already above the cutoff,
         plus what its operands must still pay at least, is dropped). Up to `ties` optimal chains are
-        kept (`Chain.others`), for a tie-break by the caller.
+        kept (`Chain.others`), for a tie-break by the caller. `room` {level: bits}: an optimal chain
+        whose tiles fit there together comes first if the tie search finds one (`_backtrack`).
 
         Each state (progress and flag of every operand) keeps its values only on the box of points
         from which every pending operand can still reach its next event (the box spanned by that
@@ -1014,20 +1020,29 @@ class Lattice:
         if self.relaxed:
             return Chain(float(best) + self.fixed, (), {})
         chains = []
+        if room:
+            s_end = min(st for st, val in finals if val == best)
+            chains = self._backtrack(s_end, best, closed, trans, 1, room)
         for s_end, val in sorted(finals):
             if val == best and len(chains) < ties:
-                chains += self._backtrack(s_end, best, closed, trans, ties - len(chains))
+                more = self._backtrack(s_end, best, closed, trans, ties - len(chains))
+                chains += [c for c in more if c not in chains]
         events = chains[0]
         return Chain(
             float(best) + self.fixed, tuple(events), self._held(events), tuple(tuple(c) for c in chains[1:])
         )
 
-    def _backtrack(self, state, value, closed, trans, limit: int = 1) -> list[list[Event]]:
+    def _backtrack(
+        self, state, value, closed, trans, limit: int = 1, room: dict[str, float] | None = None
+    ) -> list[list[Event]]:
         """Walk back from the final state: a point below the current one where the value was set, and
         the event into it; every such choice, depth first in a fixed order (so the answer is
-        deterministic), until `limit` tied chains are found."""
+        deterministic), until `limit` tied chains are found. With `room` {level: bits}, only chains
+        whose tiles at those levels fit together: a partial chain already over is dropped, and the
+        walk gives up (returns none) after `TIE_STEPS` steps."""
         start = self._start()
         out: list[list[Event]] = []
+        steps = [0]
 
         def preds(state, point, value):
             box = closed[state][0]
@@ -1049,7 +1064,7 @@ class Lattice:
                             p = tuple(int(x) for x in hit)
                             yield i, k - 1, s0, p, float(v0[p])
 
-        def walk(state, point, value, acc):
+        def walk(state, point, value, acc, used):
             if len(out) >= limit:
                 return
             if state == start:
@@ -1058,13 +1073,24 @@ class Lattice:
             found = False
             for i, a, s0, p, prev in preds(state, point, value):
                 found = True
-                walk(s0, p, prev, [*acc, Event(self.terms[i].spec.name, a, p)])
+                held = used
+                if room is not None:
+                    steps[0] += 1
+                    if steps[0] > TIE_STEPS:
+                        return
+                    t = self.terms[i]
+                    lv = t.spec.levels[a - 1].name if a else None
+                    if lv in room:
+                        held = {**used, lv: used.get(lv, 0.0) + float(_at(t.held[a][s0[i][1]], p))}
+                        if held[lv] > room[lv]:
+                            continue
+                walk(s0, p, prev, [*acc, Event(self.terms[i].spec.name, a, p)], held)
                 if len(out) >= limit:
                     return
             if not found:
                 raise AssertionError("lattice backtrack lost the optimal path")
 
-        walk(state, self.full, value, [])
+        walk(state, self.full, value, [], {})
         return out
 
     def _held(self, events: list[Event]) -> dict[tuple[str, str], float]:
