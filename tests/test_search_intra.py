@@ -15,7 +15,7 @@ import random
 import pytest
 from helpers import sew_block
 
-from stems.cost import Cost, price
+from stems.cost import Cost, Mapping, price
 from stems.cost.model import nest_of
 from stems.hardware import build_hardware, load_hardware
 from stems.search.enumerate import exhaustive, space_size
@@ -394,6 +394,30 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+
+
+def test_a_failed_proof_prices_its_lattice_minima() -> None:
+    """ResNet-18's layer4.0.conv1 (512 x 256 channels, 3x3 at stride 2) on tpu_like: the local search
+    stops at 152223 cycles, and the proof stays below it; the minimum of one of its blended bounds
+    (weights streamed from DRAM, the input loaded once, outputs in 8 K-blocks) takes 150783, so the
+    search must end at least that fast (and its bound still below or at it)."""
+    hw = load_hardware("tpu_like")
+    window = Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14))
+    layer = Layer("c", Op.CONV, Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3), window=window, precision=ANN)
+    witness = Mapping.of(
+        {"D1": {"K": 32}, "D2": {"C": 32}},
+        [("K", 2), ("C", 8), ("OY", 7), ("OX", 7), ("FX", 3), ("FY", 3), ("K", 8)],
+        {
+            "I": {"sram_2MB": 7, "dram": 7},
+            "W": {"rf_128B": 5, "dram": 7},
+            "O": {"rf_2B": 0, "sram_2MB": 6, "dram": 7},
+        },
+    )
+    fast = price(layer, hw, witness)
+    assert fast.valid
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.objective == r.cost.latency_cycles <= fast.latency_cycles
+    assert r.solve.best_bound <= r.solve.objective
 
 
 def test_scout_starts_from_the_fastest_least_busy_mapping() -> None:

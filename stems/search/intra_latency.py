@@ -28,6 +28,9 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   maximum over one mapping). If no input's bound reaches the target, the one that came closest is
   bounded again split by the other input's link on the same port (repeating or made once):
   on-loading waits for both links, so its first transfers count at least the other's least.
+  A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
+  blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
+  descended from, and the proof runs again with the new target.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -55,6 +58,8 @@ REL = 1e-9
 REFINE = 3  # seeds refined by local search
 REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
+PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima improved the incumbent
+MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for their minima (`_loading_bound`)
 SCOUT = 4  # latency: unrollings bounded in order before the rest are scouted (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
 
@@ -319,6 +324,7 @@ def _loading_bound(
     target: float = math.inf,
     terms: dict | None = None,
     prove: bool = False,
+    minima: list | None = None,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -355,10 +361,15 @@ def _loading_bound(
     links' loading, so the input's first transfers count at least the other's least there, r or its
     floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
     bounds the input.
-    `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms)."""
+    `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
+    `minima` (a list): the mapping of every lattice minimum met is appended; and if the bound stays
+    below `target`, the minima of the `MINIMA_PAIRS` pairs whose blend came closest to the goal, at
+    each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both charges, so it
+    is often a good mapping where neither term alone is; the caller prices them)."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
+    skipped: list = []  # (top, f, g): pairs `lagrange` did not blend, as they cannot reach the goal
     memo: dict = {}
     ports = _ports(nest.hw, nest)
     goal = target - _inner_offload(nest)
@@ -419,6 +430,8 @@ def _loading_bound(
         if not found:
             return _Bound(math.inf, lat, None)
         value, chain = min(found, key=lambda x: x[0])
+        if minima is not None:
+            minima.append(lat.mapping(chain))
         return _Bound(value, lat, chain)
 
     def lattice(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> Lattice:
@@ -459,6 +472,8 @@ def _loading_bound(
             for _ in range(LAGRANGE_STEPS):
                 w, top = _highest_point(lines)
                 if top < goal or top <= best * (1 + REL):
+                    if minima is not None and top < goal:
+                        skipped.append((top, f, g))
                     break
                 b = blended(f, g, w)
                 best = max(best, float(b))
@@ -656,6 +671,10 @@ def _loading_bound(
     if prove and best < target and values:  # split the input whose cases came closest
         op = max(values, key=values.get)
         best = max(best, op_bound(op, goal, split=True) + inner)
+    if minima is not None and best < target:  # not proven: minima of the closest pairs' blends too
+        for _, f, g in sorted(skipped, key=lambda x: -x[0])[:MINIMA_PAIRS]:
+            for w in MINIMA_WEIGHTS:
+                blended(f, g, w)
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
     return float(min(best, target)), n_dp
 
@@ -870,15 +889,32 @@ def map_latency(
             searched += len(starts)
     # prove: bound again with the final incumbent as target (`_loading_bound` then rules out every
     # point that alone would reach it, so its lattices see fewer mappings), lowest bound first; once
-    # one stays below the incumbent the layer is not proven, and the rest would not change that
-    for idx, u, grid in sorted(recheck, key=lambda x: bounds[x[0]]):
-        if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
-            continue
-        target = best_key[0] - drain[u]
-        bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, prove=True)
-        n_dp += k
-        bounds[idx] = max(bounds[idx], bound + drain[u])
-        if bounds[idx] < best_key[0] * (1 - REL):
+    # one stays below the incumbent the layer is not proven, and the rest would not change that. The
+    # failed proof's lattice minima are priced: if one beats the incumbent, the search descends from
+    # it and proves again with the new target
+    for _ in range(PROVE_PASSES):
+        improved = False
+        for idx, u, grid in sorted(recheck, key=lambda x: bounds[x[0]]):
+            if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
+                continue
+            target = best_key[0] - drain[u]
+            maps: list[Mapping] = []
+            bound, k = _loading_bound(
+                nest, u, grid, links, cycles[u], deadline, target, terms, prove=True, minima=maps
+            )
+            n_dp += k
+            bounds[idx] = max(bounds[idx], bound + drain[u])
+            if bounds[idx] < best_key[0] * (1 - REL):
+                maps = list(dict.fromkeys(maps))
+                keys = _keys(price_batch(layer, hw, maps), objective, latency_bound, maps)
+                top = min(keys, default=best_key)
+                if top < best_key:
+                    descent = local_search(layer, hw, [top[2]], objective, None, deadline, floor=min(bounds))
+                    for m, key in descent:
+                        better(key, m)
+                    improved = True
+                break
+        if not improved:
             break
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
