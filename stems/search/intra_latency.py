@@ -362,10 +362,10 @@ def _loading_bound(
     floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
     bounds the input.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
-    `minima` (a list): the mapping of every lattice minimum met is appended; and if the bound stays
-    below `target`, the minima of the `MINIMA_PAIRS` pairs whose blend came closest to the goal, at
-    each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both charges, so it
-    is often a good mapping where neither term alone is; the caller prices them)."""
+    `minima` (a list): every lattice minimum met is appended as (lattice, chain); and if the bound
+    stays below `target`, the minima of the `MINIMA_PAIRS` pairs whose blend came closest to the
+    goal, at each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both
+    charges, so it is often a good mapping where neither term alone is; the caller prices them)."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -431,7 +431,7 @@ def _loading_bound(
             return _Bound(math.inf, lat, None)
         value, chain = min(found, key=lambda x: x[0])
         if minima is not None:
-            minima.append(lat.mapping(chain))
+            minima.append((lat, chain))
         return _Bound(value, lat, chain)
 
     def lattice(port, kind: str, designated: tuple, more: float = 0.0, narrow=None, **charges) -> Lattice:
@@ -898,18 +898,21 @@ def map_latency(
             if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
                 continue
             target = best_key[0] - drain[u]
-            maps: list[Mapping] = []
+            minima: list = []
             bound, k = _loading_bound(
-                nest, u, grid, links, cycles[u], deadline, target, terms, prove=True, minima=maps
+                nest, u, grid, links, cycles[u], deadline, target, terms, prove=True, minima=minima
             )
             n_dp += k
             bounds[idx] = max(bounds[idx], bound + drain[u])
             if bounds[idx] < best_key[0] * (1 - REL):
-                maps = list(dict.fromkeys(maps))
+                maps = list(dict.fromkeys(lat.mapping(chain) for lat, chain in minima))
                 keys = _keys(price_batch(layer, hw, maps), objective, latency_bound, maps)
                 top = min(keys, default=best_key)
                 if top < best_key:
-                    descent = local_search(layer, hw, [top[2]], objective, None, deadline, floor=min(bounds))
+                    floor = min(bounds)
+                    descent = local_search(
+                        layer, hw, [top[2]], objective, latency_bound, deadline, floor=floor
+                    )
                     for m, key in descent:
                         better(key, m)
                     improved = True
