@@ -182,11 +182,10 @@ def scout(
         solves += 1
         if chain is not None:
             seeds.append(lat.mapping(chain))
-    if not seeds:
+    top = _cheapest(layer, hw, seeds, "latency", None)
+    if top is None:
         return [], solves
-    keys = _keys(price_batch(layer, hw, seeds), "latency", None, seeds)
-    start = seeds[min(range(len(seeds)), key=keys.__getitem__)]
-    return local_search(layer, hw, [start], "latency", None, deadline), solves
+    return local_search(layer, hw, [top[2]], "latency", None, deadline), solves
 
 
 def _columns(table, objective: str, bound: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +201,15 @@ def _keys(table, objective: str, bound: float | None, maps: list[Mapping]) -> li
     is built lazily (`_Key`)."""
     a, b = _columns(table, objective, bound)
     return [_Key(float(x), float(y), m) for x, y, m in zip(a, b, maps, strict=True)]
+
+
+def _cheapest(layer: Layer, hw: Hardware, maps: list[Mapping], objective: str, bound: float | None):
+    """The least key (`_Key`, with its mapping) of `maps` priced; None if there are none."""
+    if not maps:
+        return None
+    a, b = _columns(price_batch(layer, hw, maps), objective, bound)
+    i = _argmin(a, b, maps, 0, len(maps))
+    return _Key(float(a[i]), float(b[i]), maps[i])
 
 
 def _argmin(a: np.ndarray, b: np.ndarray, maps: list[Mapping], lo: int, hi: int) -> int | None:
@@ -906,9 +914,8 @@ def map_latency(
             bounds[idx] = max(bounds[idx], bound + drain[u])
             if bounds[idx] < best_key[0] * (1 - REL):
                 maps = list(dict.fromkeys(lat.mapping(chain) for lat, chain in minima))
-                keys = _keys(price_batch(layer, hw, maps), objective, latency_bound, maps)
-                top = min(keys, default=best_key)
-                if top < best_key:
+                top = _cheapest(layer, hw, maps, objective, latency_bound)
+                if top is not None and top < best_key:
                     floor = min(bounds)
                     descent = local_search(
                         layer, hw, [top[2]], objective, latency_bound, deadline, floor=floor
