@@ -704,20 +704,14 @@ class Chain:
 def _closure(v: np.ndarray) -> None:
     """In place: v[s, P] = min over P' <= P of v[s, P'] (a running minimum along every lattice axis).
 
-    Along an axis with large slabs behind it, one np.minimum per step runs over contiguous memory;
-    along the last axes np.minimum.accumulate does it in one call (it is slow on strided slabs)."""
+    One np.minimum per step along an axis, over every row and every point of the other axes at
+    once (np.minimum.accumulate is several times slower on such strided slabs)."""
     shape = v.shape
     for ax in range(1, v.ndim):
         n = shape[ax]
-        if n == 1:
-            continue
-        inner = math.prod(shape[ax + 1 :])
-        if inner < 16:
-            np.minimum.accumulate(v, axis=ax, out=v)
-            continue
-        w = v.reshape(math.prod(shape[:ax]), n, inner)
+        w = v.reshape(math.prod(shape[:ax]), n, math.prod(shape[ax + 1 :]))
         for j in range(1, n):
-            np.minimum(w[:, j, :], w[:, j - 1, :], out=w[:, j, :])
+            np.minimum(w[:, j], w[:, j - 1], out=w[:, j])
 
 
 def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -728,29 +722,17 @@ def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(top if alive.shape[ax] == 1 else int(nz[ax].max()) for ax, top in enumerate(full))
 
 
-class _Transitions:
-    """Lazy map (operand, progress, flag) -> masked transitions; `.boxes` the same for boxes."""
+class _Transitions(dict):
+    """Lazy map (operand, progress, flag) -> (masked transitions, box of the points where that
+    event may happen), built when first read (`Lattice._transition`)."""
 
     def __init__(self, lat: Lattice, budgets) -> None:
+        super().__init__()
         self.lat, self.budgets = lat, budgets
-        self.cache: dict = {}
-        self.boxes = _Boxes(self)
 
-    def get(self, key):
-        if key not in self.cache:
-            self.cache[key] = self.lat._transition(self.budgets, *key)
-        return self.cache[key]
-
-    def __getitem__(self, key):
-        return self.get(key)[0]
-
-
-class _Boxes:
-    def __init__(self, trans: _Transitions) -> None:
-        self.trans = trans
-
-    def __getitem__(self, key):
-        return self.trans.get(key)[1]
+    def __missing__(self, key):
+        self[key] = out = self.lat._transition(self.budgets, *key)
+        return out
 
 
 def _at(a, point: tuple[int, ...]):
@@ -867,13 +849,9 @@ class Lattice:
     def _start(self) -> tuple[tuple[int, int], ...]:
         return tuple((t.first, int(t.psum0) if t.flagged else 0) for t in self.terms)
 
-    def _transitions(self, budgets: dict[tuple[str, str], float]) -> _Transitions:
-        """Per (operand index, progress k, flag f), computed when first needed: list of (new flag,
-        masked cost grid), and the box (largest exponent per axis) of the points where that event may
-        happen (None: nowhere)."""
-        return _Transitions(self, budgets)
-
     def _transition(self, budgets, i: int, k: int, f: int):
+        """Operand i's event k after flag f: list of (new flag, masked cost grid), and the box
+        (largest exponent per axis) of the points where it may happen (None: nowhere)."""
         t = self.terms[i]
         levels = t.spec.levels
         cost = t.cost[k]
@@ -929,13 +907,14 @@ class Lattice:
 
         Each state (progress and flag of every operand) keeps its values only on the box of points
         from which every pending operand can still reach its next event (the box spanned by that
-        event's allowed points): earlier points are dead.
+        event's allowed points): earlier points are dead. The states reached after the same number
+        of events that share a box are solved as one stacked array, and each kind of event moves all
+        its rows at once (the grids are small: numpy's cost per call, not per element, dominates).
         """
         budgets = budgets or {}
         if not self.top_fits(budgets):
             return None
-        trans = self._transitions(budgets)
-        boxes = trans.boxes
+        trans = _Transitions(self, budgets)
         full = self.full
         terms = self.terms
         # least each operand must still pay from progress k on: sum of its events' unmasked minima
@@ -951,65 +930,74 @@ class Lattice:
         if np.isfinite(limit):
             limit = limit * (1 + 1e-9) + 1e-9
 
-        box_cache: dict = {}
-
-        def box_of(state):
-            if state in box_cache:
-                return box_cache[state]
+        def box_of(state) -> tuple[int, ...] | None:
+            """Points from which every pending operand can still reach its next event (None: none)."""
             b = full
             for i, (k, f) in enumerate(state):
                 if k < terms[i].n:
-                    x = boxes[i, k, f]
+                    x = trans[i, k, f][1]
                     if x is None:
-                        b = None
-                        break
+                        return None
                     b = tuple(map(min, b, x))
-            box_cache[state] = b
             return b
 
         start = self._start()
-        b0 = box_of(start)
-        if b0 is None:
+        box = box_of(start)
+        if box is None:
             return None
-        v0 = np.full(tuple(x + 1 for x in b0), INF)
-        v0[self.origin] = 0.0
+        v = np.full((1, *(x + 1 for x in box)), INF)
+        v[(0, *self.origin)] = 0.0
+        level = {box: ([start], v)}  # box -> the states with that box, and their stacked values
         closed: dict = {}
-        level = {start: (b0, v0)}
         finals: list[tuple[tuple, float]] = []
         while level:
-            nxt: dict = {}
-            for state in sorted(level):
-                box, v = level[state]
-                if v.min() == INF:
-                    continue
-                _closure(v[None])
+            boxes: dict = {}  # next state -> its box
+            moves: dict = {}  # (operand, progress, flag, new flag, box, next box) -> (rows, next states)
+            for box, (states, v) in level.items():
+                _closure(v)
                 if self.valid is not None:
-                    v[~self.valid[_slices(box)]] = INF
+                    v[:, ~self.valid[_slices(box)]] = INF
                 if limit < INF:
-                    owed = sum(rest[i, k, f] for i, (k, f) in enumerate(state))
-                    v[v > limit - owed] = INF
-                    if v.min() == INF:
+                    owed = np.array([sum(rest[i, k, f] for i, (k, f) in enumerate(st)) for st in states])
+                    v[v > (limit - owed).reshape(-1, *(1,) * len(box))] = INF
+                live = v.reshape(len(states), -1).min(axis=1) < INF
+                for j, state in enumerate(states):
+                    if not live[j]:
                         continue
-                closed[state] = (box, v)
-                done = True
-                for i, (k, f) in enumerate(state):
-                    if k >= terms[i].n:
-                        continue
-                    done = False
-                    for f2, cost in trans[i, k, f]:
-                        s2 = (*state[:i], (k + 1, f2), *state[i + 1 :])
-                        if s2 in nxt:
-                            box2, dst = nxt[s2]
-                        else:
-                            box2 = box_of(s2)
-                            if box2 is None:
-                                continue
-                            dst = np.full(tuple(x + 1 for x in box2), INF)
-                            nxt[s2] = (box2, dst)
-                        inter = _slices(tuple(map(min, box, box2)))
-                        np.minimum(dst[inter], v[inter] + cost[inter], out=dst[inter])
-                if done:
-                    finals.append((state, float(v[full])))
+                    closed[state] = v[j]
+                    done = True
+                    for i, (k, f) in enumerate(state):
+                        if k >= terms[i].n:
+                            continue
+                        done = False
+                        for f2, _ in trans[i, k, f][0]:
+                            s2 = (*state[:i], (k + 1, f2), *state[i + 1 :])
+                            if s2 not in boxes:
+                                boxes[s2] = box_of(s2)
+                            if boxes[s2] is not None:
+                                rows = moves.setdefault((i, k, f, f2, box, boxes[s2]), ([], []))
+                                rows[0].append(j)
+                                rows[1].append(s2)
+                    if done:
+                        finals.append((state, float(v[j][full])))
+            nxt: dict = {}
+            for s2, b in boxes.items():
+                if b is not None:
+                    nxt.setdefault(b, ([], None))[0].append(s2)
+            row = {}
+            for b, (states, _) in nxt.items():
+                row.update((s2, n) for n, s2 in enumerate(states))
+                nxt[b] = (states, np.full((len(states), *(x + 1 for x in b)), INF))
+            for (i, k, f, f2, b1, b2), (src, dst) in moves.items():
+                v, nv = level[b1][1], nxt[b2][1]
+                inter = _slices(tuple(map(min, b1, b2)))
+                cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
+                dst = [row[s2] for s2 in dst]
+                if len(src) == 1:  # most moves have one source row: views, no gather
+                    out = nv[dst[0]][inter]
+                    np.minimum(out, v[src[0]][inter] + cost, out=out)
+                else:
+                    nv[(dst, *inter)] = np.minimum(nv[(dst, *inter)], v[(src, *inter)] + cost)
             level = nxt
         best, best_s = INF, None
         for st, val in sorted(finals):
@@ -1045,7 +1033,6 @@ class Lattice:
         steps = [0]
 
         def preds(state, point, value):
-            box = closed[state][0]
             for i, (k, f2) in enumerate(state):
                 t = self.terms[i]
                 if k <= t.first:
@@ -1054,11 +1041,11 @@ class Lattice:
                     s0 = (*state[:i], (k - 1, f), *state[i + 1 :])
                     if s0 not in closed:
                         continue
-                    box0, v0 = closed[s0]
-                    for g, cost in trans[i, k - 1, f]:
+                    v0 = closed[s0]
+                    reach = _slices(tuple(min(x, n - 1) for x, n in zip(point, v0.shape, strict=True)))
+                    for g, cost in trans[i, k - 1, f][0]:
                         if g != f2:
                             continue
-                        reach = _slices(tuple(map(min, box0, box, point)))
                         cand = v0[reach] + cost[reach]
                         for hit in np.argwhere(cand == value):
                             p = tuple(int(x) for x in hit)
