@@ -798,7 +798,7 @@ class Lattice:
         if nest.layer.stateful:
             t = DIM_INDEX["T"]
             valid = grid.zero_of({t}) | grid.full_of({DIM_INDEX[d] for d in REDUCTION_DIMS})
-            self.valid = np.broadcast_to(valid, grid.shape)
+            self.valid = valid  # where an event may happen: a valid prefix (broadcastable)
         else:
             self.valid = None
         self.allowed = allowed or {}
@@ -865,10 +865,10 @@ class Lattice:
             alive = alive & fits
             if not fits.all():
                 cost = np.where(fits, cost, INF)
-        where = self.allowed.get((t.spec.name, k))
-        if where is not None:
-            alive = alive & where
-            cost = np.where(where, cost, INF)
+        for where in (self.allowed.get((t.spec.name, k)), self.valid):
+            if where is not None:
+                alive = alive & where
+                cost = np.where(where, cost, INF)
         top = min(levels[-1].size_bits, budgets.get((t.spec.name, levels[-1].name), INF))
         if t.flagged:
             outs = []
@@ -955,8 +955,6 @@ class Lattice:
             moves: dict = {}  # (operand, progress, flag, new flag, box, next box) -> (rows, next states)
             for box, (states, v) in level.items():
                 _closure(v)
-                if self.valid is not None:
-                    v[:, ~self.valid[_slices(box)]] = INF
                 if limit < INF:
                     owed = np.array([sum(rest[i, k, f] for i, (k, f) in enumerate(st)) for st in states])
                     v[v > (limit - owed).reshape(-1, *(1,) * len(box))] = INF
