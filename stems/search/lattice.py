@@ -484,8 +484,12 @@ def operand_terms(
 
     `memo` (one per nest): unrollings that agree on what the operand's tiles see (the grid's axes of
     its relevant and window loops, the spatial factors on those loops per level, the copies, the
-    fan-outs and where a spatial reuse loop is open) share its rates, tiles and least charges.
+    fan-outs and where a spatial reuse loop is open) share its rates, tiles and least charges; and
+    the lattices of one unrolling that ask for the same terms share them whole (charges included).
     """
+    same_terms = (spec.name, port, onload, once, at_least, need, kind, grid.trips, u.sp.tobytes())
+    if memo is not None and same_terms in memo:
+        return memo[same_terms]
     n = len(spec.levels)
     rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
     info = _info(spec)
@@ -633,8 +637,10 @@ def operand_terms(
     top = [float(trips[d]) * below[n - 1][d] for d in range(len(trips))]
     top_tile = float(round(_elements_scalar(nest, spec, top)))
     out.top_held = (top_tile * spec.bits, top_tile * (spec.psum_bits if spec.output else spec.bits))
-    if memo is not None and shared is None:
-        memo[key] = out
+    if memo is not None:
+        memo[same_terms] = out
+        if shared is None:
+            memo[key] = out
     return out
 
 
