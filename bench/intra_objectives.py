@@ -5,11 +5,14 @@ lattice solves (`SearchStats.dp_solves`, a count that does not depend on the mac
 mappings priced by the local search and the refinement, how many layers are proven optimal, and a
 digest of every layer's status, objective and bound (equal digests: the same answers, up to ties
 between mappings of equal value). No target: it is for comparing two commits on a busy machine, e.g.
-`git worktree add /tmp/old REV && PYTHONPATH=/tmp/old python bench/intra_objectives.py`.
+`git worktree add /tmp/old REV && PYTHONPATH=/tmp/old python bench/intra_objectives.py`; where the
+host's speed varies too much for wall times, count instructions instead:
+`valgrind --tool=cachegrind --cache-sim=no python bench/intra_objectives.py --objective latency`.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import sys
@@ -17,8 +20,14 @@ import time
 
 from common import zigzag_resnet18
 
+OBJECTIVES = ("energy", "latency", "edp", "energy@1.1x latency")
+
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--objective", choices=(*OBJECTIVES[:3], "all"), default="all")
+    args = ap.parse_args()
+    objectives = OBJECTIVES if args.objective == "all" else (args.objective,)
     logging.disable(logging.WARNING)  # ZigZag logs every layer it parses
     try:
         _, layers = zigzag_resnet18()
@@ -43,7 +52,7 @@ def main() -> int:
     fastest: dict[str, float] = {}
     print(f"ResNet-18 on tpu_like: {len(distinct)} distinct conv/dense layers, one process")
     print(f"{'objective':22s} {'wall s':>8s} {'solves':>8s} {'priced':>8s} {'proven':>7s}  answers")
-    for objective in ("energy", "latency", "edp", "energy@1.1x latency"):
+    for objective in objectives:
         start = time.perf_counter()
         solves = proven = 0
         priced[0] = 0
