@@ -992,11 +992,11 @@ class Lattice:
             for b, (states, _) in nxt.items():
                 row.update((s2, n) for n, s2 in enumerate(states))
                 nxt[b] = (states, np.full((len(states), *(x + 1 for x in b)), INF))
-            for (i, k, f, f2, b1, b2), (src, dst) in moves.items():
+            for (i, k, f, f2, b1, b2), (src, targets) in moves.items():
                 v, nv = level[b1][1], nxt[b2][1]
                 inter = _slices(tuple(map(min, b1, b2)))
                 cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
-                dst = [row[s2] for s2 in dst]
+                dst = [row[s2] for s2 in targets]
                 if len(src) == 1:  # most moves have one source row: views, no gather
                     out = nv[dst[0]][inter]
                     np.minimum(out, v[src[0]][inter] + cost, out=out)
