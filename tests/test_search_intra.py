@@ -475,6 +475,49 @@ def test_local_search_stops_at_a_lower_bound() -> None:
     assert key[0] == first and price_batch(layer, hw, [stopped]).latency_cycles[0] == first
 
 
+def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() -> None:
+    """Descents in lockstep stop one that steps onto a mapping another stood on (it would follow that
+    one's path, behind it): the least key is still that of the best descent run alone, with a start
+    repeated and a start taken from another's path (which then prices fewer neighbourhoods)."""
+    from stems.cost.mapping import Mapping
+    from stems.cost.model import nest_of, price_batch
+    from stems.cost.sample import random_cuts, random_order
+    from stems.search import intra_latency
+    from stems.search.spatial import unrollings
+
+    hw = load_hardware("tpu_like")
+    layer = _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))
+    nest = nest_of(layer, hw)
+    u = max(unrollings(nest), key=lambda v: math.prod(v.used))
+    rng = random.Random(3)
+    maps = []
+    for _ in range(20):
+        order = random_order(nest, u.as_dict(), rng)
+        maps.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
+    valid = [m for m, ok in zip(maps, price_batch(layer, hw, maps).valid, strict=True) if ok]
+    a, b = valid[:2]
+    path = []  # the mappings descent a stands on, in order
+    neighbours = intra_latency.neighbours
+
+    def record(m: Mapping, window: int = 64) -> list[Mapping]:
+        path.append(m)
+        return neighbours(m, window)
+
+    intra_latency.neighbours = record
+    try:
+        alone = [intra_latency.local_search(layer, hw, [m], "latency", None, math.inf)[0][1] for m in (a, b)]
+        assert len(path) > 3  # a descends a few steps
+        on_path = path[2]
+        path.clear()
+        together = intra_latency.local_search(layer, hw, [a, b, a, on_path], "latency", None, math.inf)
+    finally:
+        intra_latency.neighbours = neighbours
+    assert min(key for _, key in together) == min(alone)
+    assert together[3][0] == on_path  # merged at once: it never stepped
+    assert together[2][1][0] > together[0][1][0]  # a repeat of a: stopped where it started
+    assert len(path) == len(set(path))  # no neighbourhood is built twice
+
+
 def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency

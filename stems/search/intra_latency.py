@@ -138,10 +138,17 @@ def local_search(
 ) -> list[tuple[Mapping, tuple]]:
     """Best-improvement descent from each of `starts` on the exact objective (deterministic). The
     descents run in lockstep so that each round prices all their neighbourhoods in one batch; they
-    stop once one reaches `floor` (a lower bound of the objective: nothing can beat it)."""
+    stop once one reaches `floor` (a lower bound of the objective: nothing can beat it). A descent
+    that steps onto a mapping another has stood on follows that one's path from there, behind it, so
+    it stops (its key stays above that descent's: the least key is the same)."""
     cur = [split_primes(m) for m in starts]
     keys = _keys(price_batch(layer, hw, cur), objective, bound, cur)
-    active = list(range(len(cur)))
+    visited: set[Mapping] = set()
+    active = []
+    for j, m in enumerate(cur):
+        if m not in visited:
+            visited.add(m)
+            active.append(j)
     for _ in range(rounds):
         if not active or time.perf_counter() > deadline or min(k[0] for k in keys) <= floor * (1 + REL):
             break
@@ -159,7 +166,9 @@ def local_search(
             best = _argmin(a, b, cand, lo, hi)
             if best is not None and (key := _Key(float(a[best]), float(b[best]), cand[best])) < keys[j]:
                 cur[j], keys[j] = cand[best], key
-                still.append(j)
+                if cur[j] not in visited:
+                    visited.add(cur[j])
+                    still.append(j)
         active = still
     return list(zip(cur, keys, strict=True))
 
