@@ -64,20 +64,22 @@ class Grid:
         self.trips = trips
         axes = []
         for d, t in enumerate(trips):
-            for p in sorted(set(prime_factors(t))):
-                axes.append((d, p, prime_factors(t).count(p)))
+            primes = prime_factors(t)
+            axes += [(d, p, primes.count(p)) for p in sorted(set(primes))]
         self.axes = tuple(axes)
         self.shape = tuple(e + 1 for _, _, e in axes) or (1,)
         self.size = math.prod(self.shape)
         nd = len(self.shape)
         self.value = []  # per loop: prefix product, broadcastable to the grid
+        one = np.ones((1,) * nd, dtype=np.int64)
+        one.flags.writeable = False  # shared by the loops without primes
         for d in range(len(trips)):
-            v = np.ones((1,) * nd, dtype=np.int64)
+            v = one
             for k, (dd, p, e) in enumerate(axes):
-                if dd == d:
+                if dd == d:  # few loops have more than one prime: build the powers in Python
                     shape = [1] * nd
                     shape[k] = e + 1
-                    v = v * (p ** np.arange(e + 1, dtype=np.int64)).reshape(shape)
+                    v = v * np.array([p**i for i in range(e + 1)], dtype=np.int64).reshape(shape)
             self.value.append(v)
         self.full = tuple(e for _, _, e in axes) if axes else (0,)
 
@@ -87,25 +89,23 @@ class Grid:
     def full_of(self, dims: set[int]) -> np.ndarray:
         """Boolean (broadcastable to the grid): the loops `dims` are complete (prefix = trips)."""
         key = ("full", frozenset(dims))
-        if key in self._masks:
-            return self._masks[key]
-        out = np.ones((1,) * len(self.shape), dtype=bool)
-        for d in sorted(dims):
-            if self.trips[d] > 1:
-                out = out & (self.value[d] == self.trips[d])
-        self._masks[key] = out
-        return out
+        if key not in self._masks:
+            self._masks[key] = self._corner(dims, full=True)
+        return self._masks[key]
 
     def zero_of(self, dims: set[int]) -> np.ndarray:
         """Boolean (broadcastable to the grid): none of the loops `dims` has started."""
         key = ("zero", frozenset(dims))
-        if key in self._masks:
-            return self._masks[key]
-        out = np.ones((1,) * len(self.shape), dtype=bool)
-        for d in sorted(dims):
-            if self.trips[d] > 1:
-                out = out & (self.value[d] == 1)
-        self._masks[key] = out
+        if key not in self._masks:
+            self._masks[key] = self._corner(dims, full=False)
+        return self._masks[key]
+
+    def _corner(self, dims: set[int], full: bool) -> np.ndarray:
+        """True at one point of the axes of the loops `dims` (each at its largest exponent if `full`,
+        else at 0), spread along the others (broadcastable)."""
+        shape = [e + 1 if d in dims else 1 for d, _, e in self.axes] or [1]
+        out = np.zeros(shape, dtype=bool)
+        out[tuple(e if full and d in dims else 0 for d, _, e in self.axes)] = True
         return out
 
     def count(self, absent: frozenset[int]) -> np.ndarray:
