@@ -399,6 +399,7 @@ class _SpecInfo:
     reuse: frozenset[int]
     nonreuse: frozenset[int]
     used: frozenset[int]  # loops its tiles depend on (relevant or window)
+    used_order: tuple[int, ...]  # the same, in order
     ports: dict[tuple[int, Direction], tuple]  # (level index, direction) -> (port or None, pJ per bit)
     spatial: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -406,8 +407,9 @@ class _SpecInfo:
 def _spatial(spec: OperandSpec, info: _SpecInfo, sp_rows: np.ndarray) -> tuple:
     """The spatial factors as `spec` sees them (its absent loops at 1), per array dimension: the rows
     that are not all ones (with the level each enters at), per level the product of the rows entering
-    at or below it (in row order, as stems.cost multiplies them), the copies of each level, and per
-    level whether a spatial reuse loop is open at or above it."""
+    at or below it (in row order, as stems.cost multiplies them), the copies of each level, per
+    level whether a spatial reuse loop is open at or above it, and the products on the loops the
+    tiles use (`used_order`)."""
     key = sp_rows.tobytes()
     if key in info.spatial:
         return info.spatial[key]
@@ -428,21 +430,41 @@ def _spatial(spec: OperandSpec, info: _SpecInfo, sp_rows: np.ndarray) -> tuple:
     ]
     row_open = [any(r[d] > 1 for d in info.reuse) for r in sp]
     sp_open = [any(o for o, e in zip(row_open, entry, strict=True) if e >= a) for a in range(n + 2)]
+    seen = tuple(tuple(b[d] for d in info.used_order) for b in below)  # what the tiles see of it
     if len(info.spatial) > 4096:  # a long session: keep memory bounded
         info.spatial.clear()
-    info.spatial[key] = out = (rows, below, instances, sp_open)
+    info.spatial[key] = out = (rows, below, instances, sp_open, seen)
     return out
 
 
-@lru_cache(maxsize=256)
+_INFO_OF: dict[int, tuple[OperandSpec, _SpecInfo]] = {}  # id(spec) -> (spec, its info)
+
+
 def _info(spec: OperandSpec) -> _SpecInfo:
+    """`_spec_info(spec)`, looked up by the spec's identity first: operand_terms asks for the same
+    spec object thousands of times, and hashing a spec (with its levels) costs more than the rest
+    of the lookup. The entry keeps its spec alive, so an id is not reused while it is there."""
+    hit = _INFO_OF.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_INFO_OF) > 256:
+        _INFO_OF.clear()
+    info = _spec_info(spec)
+    _INFO_OF[id(spec)] = (spec, info)
+    return info
+
+
+@lru_cache(maxsize=256)
+def _spec_info(spec: OperandSpec) -> _SpecInfo:
     reuse = frozenset(DIM_INDEX[d] for d in spec.reuse)
     used = frozenset(DIM_INDEX[d] for d in spec.relevant) | (
         frozenset(_Y + _X) if spec.window else frozenset()
     )
     ports = {(i, dr): level_port(lv, spec.name, dr) for i, lv in enumerate(spec.levels) for dr in Direction}
     absent = frozenset(DIM_INDEX[d] for d in spec.absent)
-    return _SpecInfo(absent, reuse, frozenset(range(len(LOOP_DIMS))) - reuse, used, ports)
+    return _SpecInfo(
+        absent, reuse, frozenset(range(len(LOOP_DIMS))) - reuse, used, tuple(sorted(used)), ports
+    )
 
 
 def operand_terms(
@@ -496,7 +518,7 @@ def operand_terms(
     absent, reuse, nonreuse, used = info.absent, info.reuse, info.nonreuse, info.used
     nd = len(LOOP_DIMS)
     # the unrolling's per-array-dimension factors as plain lists (tiny: Python beats numpy here)
-    rows, below, instances, sp_open = _spatial(spec, info, u.sp)
+    rows, below, instances, sp_open, seen = _spatial(spec, info, u.sp)
     trips = [1 if d in absent else t for d, t in enumerate(grid.trips)]
     total = math.prod(trips)
     fanout = []
@@ -534,11 +556,7 @@ def operand_terms(
             return 0.0
         return _rounded(lv, pt, spec, amount, bits, rates) * (inst * pj)
 
-    remaining = np.zeros((1,) * len(grid.shape), dtype=bool)  # a reuse loop remains above the point
-    if spec.output:
-        for d in sorted(reuse):
-            if d not in absent and trips[d] > 1:
-                remaining = remaining | (grid.value[d] < trips[d])
+    remaining = ~grid.full_of(reuse - absent) if spec.output else None  # a reuse loop remains above
     whole = grid.full_of(nonreuse - absent) if any(lv.double_buffered for lv in spec.levels) else None
     sizes = grid.value
 
@@ -594,7 +612,7 @@ def operand_terms(
         need,
         kind,
         tuple((d, p, e if d in used else -1) for d, p, e in grid.axes),
-        tuple(tuple(b[d] for d in sorted(used)) for b in below),
+        seen,
         tuple(instances[1:]),  # instances[0] and sp_open[0] (below the lowest level) are not used
         tuple(fanout),
         tuple(sp_open[1:]),
