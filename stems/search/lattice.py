@@ -1012,14 +1012,21 @@ class Lattice:
                 nxt[b] = (states, np.full((len(states), *(x + 1 for x in b)), INF))
             for (i, k, f, f2, b1, b2), (src, targets) in moves.items():
                 v, nv = level[b1][1], nxt[b2][1]
-                inter = _slices(tuple(map(min, b1, b2)))
+                both = tuple(map(min, b1, b2))
+                inter = _slices(both)
                 cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
                 dst = [row[s2] for s2 in targets]
                 if len(src) == 1:  # most moves have one source row: views, no gather
                     out = nv[dst[0]][inter]
                     np.minimum(out, v[src[0]][inter] + cost, out=out)
+                    continue
+                # boxes mostly stay or grow: whole rows then need no slicing (numpy's mixed indexing
+                # of rows and slices costs more than the arithmetic)
+                came = (v[src] if both == b1 else v[(src, *inter)]) + cost
+                if both == b2:
+                    nv[dst] = np.minimum(nv[dst], came)
                 else:
-                    nv[(dst, *inter)] = np.minimum(nv[(dst, *inter)], v[(src, *inter)] + cost)
+                    nv[(dst, *inter)] = np.minimum(nv[(dst, *inter)], came)
             level = nxt
         best, best_s = INF, None
         for st, val in sorted(finals):
