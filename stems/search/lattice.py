@@ -79,7 +79,8 @@ class Grid:
                 if dd == d:  # few loops have more than one prime: build the powers in Python
                     shape = [1] * nd
                     shape[k] = e + 1
-                    v = v * np.array([p**i for i in range(e + 1)], dtype=np.int64).reshape(shape)
+                    powers = np.array([p**i for i in range(e + 1)], dtype=np.int64).reshape(shape)
+                    v = powers if v is one else v * powers
             self.value.append(v)
         self.full = tuple(e for _, _, e in axes) if axes else (0,)
 
@@ -730,12 +731,13 @@ def _closure(v: np.ndarray) -> None:
 
     One np.minimum per step along an axis, over every row and every point of the other axes at
     once (np.minimum.accumulate is several times slower on such strided slabs)."""
-    shape = v.shape
-    for ax in range(1, v.ndim):
-        n = shape[ax]
-        w = v.reshape(math.prod(shape[:ax]), n, math.prod(shape[ax + 1 :]))
-        for j in range(1, n):
-            np.minimum(w[:, j], w[:, j - 1], out=w[:, j])
+    outer = v.shape[0]
+    for n in v.shape[1:]:
+        if n > 1:  # an axis of one point has nothing to carry (boxes often have several)
+            w = v.reshape(outer, n, -1)
+            for j in range(1, n):
+                np.minimum(w[:, j], w[:, j - 1], out=w[:, j])
+        outer *= n
 
 
 def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
