@@ -358,7 +358,8 @@ class OperandTerms:
             if k == 0:
                 alive = np.asarray(self.zero)
             else:
-                held = np.minimum(self.held[k][0], self.held[k][1])
+                lo, hi = self.held[k]
+                held = lo if lo is hi else np.minimum(lo, hi)  # inputs hold one size
                 alive = np.asarray(held <= self.spec.levels[k - 1].size_bits)
             nz = np.nonzero(alive)
             self._reach[k] = (
@@ -860,10 +861,14 @@ class Lattice:
                     free += low
         best = INF
         n = len(confined)
+        # apart[j]: the events whose axes share none with event j's (bit masks)
+        apart = [
+            sum(1 << i for i, c in enumerate(confined) if i != j and not c[2] & a)
+            for j, (_, _, a) in enumerate(confined)
+        ]
         for mask in range(1 << n):
-            fam = [confined[j] for j in range(n) if mask >> j & 1]
-            if any(not (a[2] & b[2]) for x, a in enumerate(fam) for b in fam[x + 1 :]):
-                continue
+            if any(mask >> j & 1 and mask & apart[j] for j in range(n)):
+                continue  # two events of the family do not overlap
             total = sum(c[0] if mask >> j & 1 else c[1] for j, c in enumerate(confined))
             best = min(best, total)
         return free + best + self.fixed
@@ -885,12 +890,10 @@ class Lattice:
             reuse = {DIM_INDEX[d] for d in t.spec.reuse}
             alive = self.grid.zero_of(set(range(len(LOOP_DIMS))) - reuse)
         else:
-            alive = np.ones((1,) * len(self.grid.shape), dtype=bool)
             cap = min(levels[k - 1].size_bits, budgets.get((t.spec.name, levels[k - 1].name), INF))
-            fits = t.held[k][f] <= cap
-            alive = alive & fits
-            if not fits.all():
-                cost = np.where(fits, cost, INF)
+            alive = t.held[k][f] <= cap
+            if not alive.all():
+                cost = np.where(alive, cost, INF)
         for where in (self.allowed.get((t.spec.name, k)), self.valid):
             if where is not None:
                 alive = alive & where
