@@ -775,6 +775,16 @@ def _slices(box: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(0, x + 1) for x in box)
 
 
+def _move_kind(trans, i: int, k: int, f: int, f2: int, b1: tuple, b2: tuple) -> tuple:
+    """A move of operand i's event k (flag f to f2) from states of box b1 to states of box b2: the
+    slices of the points both keep, the event's charge there, and whether those are all of b1's
+    and of b2's points."""
+    both = tuple(map(min, b1, b2))
+    inter = _slices(both)
+    cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
+    return inter, cost, both == b1, both == b2
+
+
 class Lattice:
     """The dynamic program of one unrolling; `solve(budgets)` may be called for several budget sets."""
 
@@ -979,6 +989,7 @@ class Lattice:
         level = {box: ([start], v)}  # box -> the states with that box, and their stacked values
         closed: dict = {}
         finals: list[tuple[tuple, float]] = []
+        kinds: dict = {}  # a kind of move seen at several levels: its slices and charges (`_move_kind`)
         while level:
             boxes: dict = {}  # next state -> its box
             moves: dict = {}  # (operand, progress, flag, new flag, box, next box) -> (rows, next states)
@@ -1015,11 +1026,11 @@ class Lattice:
             for b, (states, _) in nxt.items():
                 row.update((s2, n) for n, s2 in enumerate(states))
                 nxt[b] = (states, np.full((len(states), *(x + 1 for x in b)), INF))
-            for (i, k, f, f2, b1, b2), (src, targets) in moves.items():
-                v, nv = level[b1][1], nxt[b2][1]
-                both = tuple(map(min, b1, b2))
-                inter = _slices(both)
-                cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
+            for key, (src, targets) in moves.items():
+                v, nv = level[key[4]][1], nxt[key[5]][1]
+                if key not in kinds:
+                    kinds[key] = _move_kind(trans, *key)
+                inter, cost, whole_src, whole_dst = kinds[key]
                 dst = [row[s2] for s2 in targets]
                 if len(src) == 1:  # most moves have one source row: views, no gather
                     out = nv[dst[0]][inter]
@@ -1027,8 +1038,8 @@ class Lattice:
                     continue
                 # boxes mostly stay or grow: whole rows then need no slicing (numpy's mixed indexing
                 # of rows and slices costs more than the arithmetic)
-                came = (v[src] if both == b1 else v[(src, *inter)]) + cost
-                if both == b2:
+                came = (v[src] if whole_src else v[(src, *inter)]) + cost
+                if whole_dst:
                     nv[dst] = np.minimum(nv[dst], came)
                 else:
                     nv[(dst, *inter)] = np.minimum(nv[(dst, *inter)], came)
