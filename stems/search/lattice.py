@@ -969,11 +969,13 @@ class Lattice:
         if np.isfinite(limit):
             limit = limit * (1 + 1e-9) + 1e-9
 
+        ends = [t.n for t in terms]
+
         def box_of(state) -> tuple[int, ...] | None:
             """Points from which every pending operand can still reach its next event (None: none)."""
             b = full
             for i, (k, f) in enumerate(state):
-                if k < terms[i].n:
+                if k < ends[i]:
                     x = trans[i, k, f][1]
                     if x is None:
                         return None
@@ -998,22 +1000,24 @@ class Lattice:
                 if limit < INF:
                     owed = np.array([sum(rest[i, k, f] for i, (k, f) in enumerate(st)) for st in states])
                     v[v > (limit - owed).reshape(-1, *(1,) * len(box))] = INF
-                live = v.reshape(len(states), -1).min(axis=1) < INF
+                live = (v.reshape(len(states), -1).min(axis=1) < INF).tolist()
                 for j, state in enumerate(states):
                     if not live[j]:
                         continue
                     closed[state] = v[j]
                     done = True
                     for i, (k, f) in enumerate(state):
-                        if k >= terms[i].n:
+                        if k >= ends[i]:
                             continue
                         done = False
                         for f2, _ in trans[i, k, f][0]:
                             s2 = (*state[:i], (k + 1, f2), *state[i + 1 :])
-                            if s2 not in boxes:
-                                boxes[s2] = box_of(s2)
-                            if boxes[s2] is not None:
-                                rows = moves.setdefault((i, k, f, f2, box, boxes[s2]), ([], []))
+                            if s2 in boxes:
+                                b2 = boxes[s2]
+                            else:
+                                b2 = boxes[s2] = box_of(s2)
+                            if b2 is not None:
+                                rows = moves.setdefault((i, k, f, f2, box, b2), ([], []))
                                 rows[0].append(j)
                                 rows[1].append(s2)
                     if done:
