@@ -17,7 +17,7 @@ from helpers import sew_block
 
 from stems.cost import Cost, Mapping, price
 from stems.cost.model import nest_of
-from stems.hardware import build_hardware, load_hardware
+from stems.hardware import Hardware, build_hardware, load_hardware
 from stems.search.enumerate import exhaustive, space_size
 from stems.search.intra import LayerMapping, clear_cache, map_layer, map_workload
 from stems.search.lattice import Lattice
@@ -448,24 +448,32 @@ def test_scout_starts_from_the_fastest_least_busy_mapping() -> None:
     assert len(seeds) > 1 and key[0] <= min(seeds) < max(seeds)
 
 
-def test_local_search_stops_at_a_lower_bound() -> None:
-    """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
-    it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""
-    from stems.cost.mapping import Mapping
-    from stems.cost.model import nest_of, price_batch
+def _random_conv_mappings(seed: int) -> tuple[Layer, Hardware, list[Mapping]]:
+    """A 3x3 conv on tpu_like, the hardware, and 20 random mappings of its most parallel unrolling
+    (valid or not): starts for local search."""
+    from stems.cost.model import nest_of
     from stems.cost.sample import random_cuts, random_order
-    from stems.search.intra_latency import local_search
     from stems.search.spatial import unrollings
 
     hw = load_hardware("tpu_like")
     layer = _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))
     nest = nest_of(layer, hw)
     u = max(unrollings(nest), key=lambda v: math.prod(v.used))
-    rng = random.Random(2)
-    starts = []
+    rng = random.Random(seed)
+    maps = []
     for _ in range(20):
         order = random_order(nest, u.as_dict(), rng)
-        starts.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
+        maps.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
+    return layer, hw, maps
+
+
+def test_local_search_stops_at_a_lower_bound() -> None:
+    """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
+    it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""
+    from stems.cost.model import price_batch
+    from stems.search.intra_latency import local_search
+
+    layer, hw, starts = _random_conv_mappings(2)
     table = price_batch(layer, hw, starts)
     i = next(i for i, ok in enumerate(table.valid) if ok)
     start, first = starts[i], table.latency_cycles[i]
@@ -479,21 +487,10 @@ def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() ->
     """Descents in lockstep stop one that steps onto a mapping another stood on (it would follow that
     one's path, behind it): the least key is still that of the best descent run alone, with a start
     repeated and a start taken from another's path (which then prices fewer neighbourhoods)."""
-    from stems.cost.mapping import Mapping
-    from stems.cost.model import nest_of, price_batch
-    from stems.cost.sample import random_cuts, random_order
+    from stems.cost.model import price_batch
     from stems.search import intra_latency
-    from stems.search.spatial import unrollings
 
-    hw = load_hardware("tpu_like")
-    layer = _ann_conv("c", Dims(K=64, C=32, OY=14, OX=14, FY=3, FX=3), (1, 1, 1, 1), (14, 14))
-    nest = nest_of(layer, hw)
-    u = max(unrollings(nest), key=lambda v: math.prod(v.used))
-    rng = random.Random(3)
-    maps = []
-    for _ in range(20):
-        order = random_order(nest, u.as_dict(), rng)
-        maps.append(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng)))
+    layer, hw, maps = _random_conv_mappings(3)
     valid = [m for m, ok in zip(maps, price_batch(layer, hw, maps).valid, strict=True) if ok]
     a, b = valid[:2]
     path = []  # the mappings descent a stands on, in order
