@@ -76,7 +76,7 @@ class Grid:
         for d in range(len(trips)):
             v = one
             for k, (dd, p, e) in enumerate(axes):
-                if dd == d:  # few loops have more than one prime: build the powers in Python
+                if dd == d:  # p's powers: a short list, quicker built in Python than by numpy
                     shape = [1] * nd
                     shape[k] = e + 1
                     powers = np.array([p**i for i in range(e + 1)], dtype=np.int64).reshape(shape)
@@ -775,7 +775,9 @@ def _slices(box: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(0, x + 1) for x in box)
 
 
-def _move_kind(trans, i: int, k: int, f: int, f2: int, b1: tuple, b2: tuple) -> tuple:
+def _move_kind(
+    trans: _Transitions, i: int, k: int, f: int, f2: int, b1: tuple[int, ...], b2: tuple[int, ...]
+) -> tuple[tuple[slice, ...], np.ndarray, bool, bool]:
     """A move of operand i's event k (flag f to f2) from states of box b1 to states of box b2: the
     slices of the points both keep, the event's charge there, and whether those are all of b1's
     and of b2's points."""
