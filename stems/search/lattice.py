@@ -89,25 +89,22 @@ class Grid:
 
     def full_of(self, dims: set[int]) -> np.ndarray:
         """Boolean (broadcastable to the grid): the loops `dims` are complete (prefix = trips)."""
-        key = ("full", frozenset(dims))
-        if key not in self._masks:
-            self._masks[key] = self._corner(dims, full=True)
-        return self._masks[key]
+        return self._corner(dims, full=True)
 
     def zero_of(self, dims: set[int]) -> np.ndarray:
         """Boolean (broadcastable to the grid): none of the loops `dims` has started."""
-        key = ("zero", frozenset(dims))
-        if key not in self._masks:
-            self._masks[key] = self._corner(dims, full=False)
-        return self._masks[key]
+        return self._corner(dims, full=False)
 
     def _corner(self, dims: set[int], full: bool) -> np.ndarray:
         """True at one point of the axes of the loops `dims` (each at its largest exponent if `full`,
-        else at 0), spread along the others (broadcastable)."""
-        shape = [e + 1 if d in dims else 1 for d, _, e in self.axes] or [1]
-        out = np.zeros(shape, dtype=bool)
-        out[tuple(e if full and d in dims else 0 for d, _, e in self.axes)] = True
-        return out
+        else at 0), spread along the others (broadcastable); built once per grid."""
+        key = (full, frozenset(dims))
+        if key not in self._masks:
+            shape = [e + 1 if d in dims else 1 for d, _, e in self.axes] or [1]
+            out = np.zeros(shape, dtype=bool)
+            out[tuple(e if full and d in dims else 0 for d, _, e in self.axes)] = True
+            self._masks[key] = out
+        return self._masks[key]
 
     def count(self, absent: frozenset[int]) -> np.ndarray:
         """Iterations above each point of the loops not in `absent` (trips / prefix), full grid."""
@@ -899,8 +896,7 @@ class Lattice:
         levels = t.spec.levels
         cost = t.cost[k]
         if k == 0:
-            reuse = {DIM_INDEX[d] for d in t.spec.reuse}
-            alive = self.grid.zero_of(set(range(len(LOOP_DIMS))) - reuse)
+            alive = np.asarray(t.zero)  # the input's bottom reuse run ends where no other loop began
         else:
             cap = min(levels[k - 1].size_bits, budgets.get((t.spec.name, levels[k - 1].name), INF))
             alive = t.held[k][f] <= cap
