@@ -486,14 +486,14 @@ def test_local_search_stops_at_a_lower_bound() -> None:
 def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() -> None:
     """Descents in lockstep stop one that steps onto a mapping another stood on (it would follow that
     one's path, behind it): the least key is still that of the best descent run alone, with a start
-    repeated and a start taken from another's path (which then prices fewer neighbourhoods)."""
+    repeated and a start taken from another's path (which goes on along that path to its end)."""
     from stems.cost.model import price_batch
     from stems.search import intra_latency
 
     layer, hw, maps = _random_conv_mappings(3)
     valid = [m for m, ok in zip(maps, price_batch(layer, hw, maps).valid, strict=True) if ok]
     a, b = valid[:2]
-    path = []  # the mappings descent a stands on, in order
+    path = []  # the mappings the descents stand on, in order
     neighbours = intra_latency.neighbours
 
     def record(m: Mapping, window: int = 64) -> list[Mapping]:
@@ -502,15 +502,17 @@ def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() ->
 
     intra_latency.neighbours = record
     try:
-        alone = [intra_latency.local_search(layer, hw, [m], "latency", None, math.inf)[0][1] for m in (a, b)]
+        alone = [intra_latency.local_search(layer, hw, [a], "latency", None, math.inf)[0]]
         assert len(path) > 3  # a descends a few steps
         on_path = path[2]
+        alone.append(intra_latency.local_search(layer, hw, [b], "latency", None, math.inf)[0])
         path.clear()
         together = intra_latency.local_search(layer, hw, [a, b, a, on_path], "latency", None, math.inf)
     finally:
         intra_latency.neighbours = neighbours
-    assert min(key for _, key in together) == min(alone)
-    assert together[3][0] == on_path  # merged at once: it never stepped
+    assert min(key for _, key in together) == min(key for _, key in alone)
+    assert together[0][0] == on_path  # a stopped on stepping where the fourth descent began
+    assert together[3] == alone[0]  # which went on along a's path to its end
     assert together[2][1][0] > together[0][1][0]  # a repeat of a: stopped where it started
     assert len(path) == len(set(path))  # no neighbourhood is built twice
 

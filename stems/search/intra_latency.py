@@ -17,7 +17,7 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   couples the two inputs' links only through the lattices it blends, so on layers whose optimum is
   set by them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
-  deterministic local search (swap adjacent prime loops, move one cut by one) prices every
+  deterministic local search (move one prime loop, or one cut between its neighbours) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective. Latency:
   when the first `SCOUT` unrollings (by cycles) leave the layer open, the least-busy mapping of every
   other unrolling is priced and the best one descended at once, so that the incumbent the loading
@@ -102,7 +102,9 @@ def merge_loops(m: Mapping) -> Mapping:
 
 def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
     """Move one loop by up to `window` positions (cuts stay at their positions); move one cut of one
-    operand by one loop. Built directly: the neighbours of a canonical mapping are canonical."""
+    operand to any position between its neighbouring cuts (a descent then takes one step where it
+    took one per loop: most steps moved a cut, and each round is one `price_batch` call, whose fixed
+    cost dominates). Built directly: the neighbours of a canonical mapping are canonical."""
     out = []
     loops = m.temporal
     n = len(loops)
@@ -118,9 +120,8 @@ def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
         values = [c for _, c in levels]
         for j in range(len(values) - 1):
             lo = values[j - 1] if j else 0
-            for step in (-1, 1):
-                c = values[j] + step
-                if lo <= c <= values[j + 1]:
+            for c in range(lo, values[j + 1] + 1):
+                if c != values[j]:
                     new = tuple((lv, c if x == j else v) for x, (lv, v) in enumerate(levels))
                     out.append(Mapping(m.spatial, loops, (*m.cuts[:k], (op, new), *m.cuts[k + 1 :])))
     return out
