@@ -417,7 +417,7 @@ def _least_held(lat: Lattice) -> dict[tuple[str, str], float]:
     for t in lat.terms:
         levels = t.spec.levels
         for a in range(max(1, t.first), t.n):
-            out[t.spec.name, levels[a - 1].name] = float(min(np.min(t.held[a][0]), np.min(t.held[a][1])))
+            out[t.spec.name, levels[a - 1].name] = t.least_held(a)
         out[t.spec.name, levels[-1].name] = min(t.top_held)
     return out
 

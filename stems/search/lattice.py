@@ -261,6 +261,7 @@ class OperandTerms:
     near: dict[int, object] = field(default_factory=dict)
     _least: dict[int, float] = field(default_factory=dict)
     _reach: dict[int, tuple[int | None, ...] | None] = field(default_factory=dict)
+    _least_held: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cost = _LazyCost(self)
@@ -347,6 +348,13 @@ class OperandTerms:
                 low = np.min(rate * left)
             self._least[k] = float(low)
         return self._least[k]
+
+    def least_held(self, a: int) -> float:
+        """The smallest bits the tile of memory level a-1 takes anywhere (any flag)."""
+        if a not in self._least_held:
+            lo, hi = self.held[a]
+            self._least_held[a] = float(np.min(lo) if lo is hi else min(np.min(lo), np.min(hi)))
+        return self._least_held[a]
 
     def reach(self, k: int) -> tuple[int | None, ...] | None:
         """Per grid axis, the largest index where event k may happen within its level's whole size
@@ -619,7 +627,10 @@ def operand_terms(
     shared = memo.get(key) if memo is not None else None
     same = {}
     if shared is not None:
-        same = {k: getattr(shared, k) for k in ("rate", "held", "always_psum", "near", "_least", "_reach")}
+        same = {
+            k: getattr(shared, k)
+            for k in ("rate", "held", "always_psum", "near", "_least", "_reach", "_least_held")
+        }
     if spec.output:
         psum0 = reuse_left or sp_open[1]
         bits0 = spec.psum_bits if psum0 else spec.bits
@@ -770,6 +781,12 @@ def _at(a, point: tuple[int, ...]):
 @lru_cache(maxsize=65536)
 def _slices(box: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(0, x + 1) for x in box)
+
+
+@lru_cache(maxsize=65536)
+def _below(point: tuple[int, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The points of a grid of `shape` at or below `point` (clipped to the grid)."""
+    return _slices(tuple(map(min, point, (n - 1 for n in shape))))
 
 
 def _move_kind(
@@ -1086,16 +1103,16 @@ class Lattice:
                     continue
                 for f in (0, 1) if t.flagged else (0,):
                     s0 = (*state[:i], (k - 1, f), *state[i + 1 :])
-                    if s0 not in closed:
+                    v0 = closed.get(s0)
+                    if v0 is None:
                         continue
-                    v0 = closed[s0]
-                    reach = _slices(tuple(min(x, n - 1) for x, n in zip(point, v0.shape, strict=True)))
+                    reach = _below(point, v0.shape)
                     for g, cost in trans[i, k - 1, f][0]:
                         if g != f2:
                             continue
                         cand = v0[reach] + cost[reach]
-                        for hit in np.argwhere(cand == value):
-                            p = tuple(int(x) for x in hit)
+                        for hit in zip(*np.nonzero(cand == value), strict=True):
+                            p = tuple(map(int, hit))
                             yield i, k - 1, s0, p, float(v0[p])
 
         def walk(state, point, value, acc, used):
