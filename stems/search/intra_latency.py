@@ -442,11 +442,15 @@ def _loading_bound(
         return spares[port]
 
     def least_chain(lat: Lattice) -> _Bound:
+        """lat's least charge and its chain. Without a proof, a least above `goal` is not needed
+        exactly: every term adds a non-negative amount to its lattice's least and only asks whether
+        it reaches `goal` (the bound returned is at most the target), so the solve stops there."""
         nonlocal n_dp
-        found, k, _ = _solve_shared(lat, math.inf, deadline)
+        cutoff = math.inf if prove else goal
+        found, k, _ = _solve_shared(lat, cutoff, deadline)
         n_dp += k
         if not found:
-            return _Bound(math.inf, lat, None)
+            return _Bound(cutoff, lat, None)
         value, chain = min(found, key=lambda x: x[0])
         if minima is not None:
             minima.append((lat, chain))
