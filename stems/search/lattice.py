@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -749,6 +749,18 @@ def _closure(v: np.ndarray) -> None:
         outer *= n
 
 
+def _hits(mask: np.ndarray) -> Iterator[tuple[int, ...]]:
+    """The points where `mask` holds, in C order; the first found without listing the others (ties
+    can cover most of the grid, and a backtrack mostly takes the first)."""
+    flat = mask.ravel()
+    first = int(flat.argmax())
+    if not flat[first]:
+        return
+    yield tuple(map(int, np.unravel_index(first, mask.shape)))
+    for j in np.flatnonzero(flat[first + 1 :]):
+        yield tuple(map(int, np.unravel_index(first + 1 + int(j), mask.shape)))
+
+
 def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
     """Largest index per axis where a (broadcastable) boolean grid holds; None if nowhere."""
     nz = np.nonzero(alive)
@@ -1111,8 +1123,7 @@ class Lattice:
                         if g != f2:
                             continue
                         cand = v0[reach] + cost[reach]
-                        for hit in zip(*np.nonzero(cand == value), strict=True):
-                            p = tuple(map(int, hit))
+                        for p in _hits(cand == value):
                             yield i, k - 1, s0, p, float(v0[p])
 
         def walk(state, point, value, acc, used):
