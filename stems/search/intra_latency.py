@@ -343,6 +343,7 @@ def _loading_bound(
     terms: dict | None = None,
     prove: bool = False,
     minima: list | None = None,
+    busy: tuple[Lattice, float, Chain] | None = None,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -390,6 +391,9 @@ def _loading_bound(
     skipped: list = []  # (top, f, g): pairs `lagrange` did not blend, as they cannot reach the goal
     memo: dict = {}
     ports = _ports(nest.hw, nest)
+    if busy is not None and not prove:  # the least busy cycles on the outermost port, already solved
+        lat, value, chain = busy
+        memo[ports[0], (), "busy", None] = _Bound(value, lat, chain)
     goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
     specs = {s.name: s for s in nest.operands}
@@ -832,6 +836,7 @@ def map_latency(
         # latency >= max(cycles, busy cycles of any port) + drain: the lattice minimises the busy cycles
         grid = None
         seeds: list[Mapping] = []
+        busy = None
         for port in ports[:1]:
             lat = Lattice(nest, u, port=port)
             grid = lat.grid
@@ -840,6 +845,7 @@ def map_latency(
             if not found:
                 break
             r_min, chain = min(found, key=lambda x: x[0])
+            busy = (lat, r_min, chain)
             low = max(low, cycles[u] + max(r_min - cycles[u], 0.0) + drain[u])
             seeds.append(lat.mapping(chain))
         else:
@@ -851,7 +857,7 @@ def map_latency(
         lat, found = energy_optimum(u, grid, low) if objective != "latency" else (None, None)
         if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = latency_target(found) - drain[u]
-            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms)
+            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, busy=busy)
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):
