@@ -75,7 +75,9 @@ def main() -> int:
             least = min(key[0] for _, key in found)
             below += least < best
             used = "x".join(map(str, u.used))
-            print(f"{x.name[-32:]:32s} {used:>10s} {bound + drain:9.0f} {best:9.0f} {len(starts):8d} {least:9.0f}")
+            print(
+                f"{x.name[-32:]:32s} {used:>10s} {bound + drain:9.0f} {best:9.0f} {len(starts):8d} {least:9.0f}"
+            )
     verdict = "some restart beat the incumbent" if below else "no restart beat an incumbent"
     print(f"{verdict} ({time.perf_counter() - start:.0f} s)")
     return 0
