@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
 from stems.hardware.spec import Direction, Hardware
 from stems.search.lattice import Chain, Lattice, TermsSum, level_port, operand_terms
 from stems.search.solver import SolveOptions, SolveResult, Status
-from stems.search.spatial import unrollings
+from stems.search.spatial import Unrolling, unrollings
 from stems.workload.model import Layer
 
 REL = 1e-9
@@ -175,7 +176,7 @@ def local_search(
 
 
 def scout(
-    layer: Layer, hw: Hardware, space: list, port, deadline: float
+    layer: Layer, hw: Hardware, space: Sequence[Unrolling], port, deadline: float
 ) -> tuple[list[tuple[Mapping, tuple]], int]:
     """A least-busy mapping on `port` of every unrolling in `space` (one lattice solve each, shared
     levels unsplit: an overflowing one prices as invalid), priced; the best descended by

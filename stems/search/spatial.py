@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -71,8 +72,11 @@ def _per_dim_choices(nest: Nest, a_index: int, movable: dict[str, int]) -> list[
     return out
 
 
-def unrollings(nest: Nest) -> list[Unrolling]:
-    """The unrollings of the search space (see the module docstring), in a canonical order."""
+@lru_cache(maxsize=64)
+def unrollings(nest: Nest) -> tuple[Unrolling, ...]:
+    """The unrollings of the search space (see the module docstring), in a canonical order. Cached:
+    a layer's search asks once, and before it the parallel scheduler's estimate of its work (forked
+    workers inherit the cache); the arrays are read-only."""
     hw = nest.hw
     sizes = dict(zip(LOOP_DIMS, nest.sizes, strict=True))
     movable = {d: s for d, s in sizes.items() if s > 1 and not (d == "T" and nest.layer.stateful)}
@@ -101,7 +105,7 @@ def unrollings(nest: Nest) -> list[Unrolling]:
         old = best.get(key)
         if old is None or _smaller(u, old):
             best[key] = u
-    return sorted(best.values(), key=_order)
+    return tuple(sorted(best.values(), key=_order))
 
 
 def _smaller(u: Unrolling, v: Unrolling) -> bool:
@@ -132,4 +136,5 @@ def _make(nest: Nest, combo: tuple[dict[str, int], ...]) -> Unrolling:
         (a.name, tuple((d, int(sp_int[i, DIM_INDEX[d]])) for d in LOOP_DIMS if sp_int[i, DIM_INDEX[d]] > 1))
         for i, a in enumerate(hw.array.dims)
     )
+    sp_int.flags.writeable = sp.flags.writeable = False
     return Unrolling(spatial, tuple(int(t) for t in trips), sp_int, sp)
