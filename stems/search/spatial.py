@@ -82,7 +82,7 @@ def unrollings(nest: Nest) -> tuple[Unrolling, ...]:
     movable = {d: s for d, s in sizes.items() if s > 1 and not (d == "T" and nest.layer.stateful)}
     carriers = {d: [a.name for a in hw.array.dims if d in a.loops] for d in movable}
     per_dim = [_per_dim_choices(nest, i, movable) for i in range(len(hw.array.dims))]
-    best: dict[tuple, Unrolling] = {}
+    fitting = []
     for combo in itertools.product(*per_dim):
         total = dict.fromkeys(movable, 1)
         for assign in combo:
@@ -98,9 +98,10 @@ def unrollings(nest: Nest) -> tuple[Unrolling, ...]:
                 fill = min(sizes[d], hw.array.dim(a_names[0]).size) if len(a_names) == 1 else None
                 if len(carriers[d]) != 1 or f != fill:
                     ok = False
-        if not ok:
-            continue
-        u = _make(nest, combo)
+        if ok:
+            fitting.append(combo)
+    best: dict[tuple, Unrolling] = {}
+    for u in _make(nest, fitting):
         key = (u.trips, u.sp.round(9).tobytes())
         old = best.get(key)
         if old is None or _smaller(u, old):
@@ -116,25 +117,37 @@ def _order(u: Unrolling) -> tuple:
     return (u.trips, u.spatial)
 
 
-def _make(nest: Nest, combo: tuple[dict[str, int], ...]) -> Unrolling:
+def _make(nest: Nest, combos: list[tuple[dict[str, int], ...]]) -> list[Unrolling]:
+    """The unrollings of `combos` (per array dimension {loop: factor > 1}), their arrays built at once."""
     hw = nest.hw
-    n_a = len(hw.array.dims)
-    sp_int = np.ones((n_a, N_DIMS), dtype=np.int64)
-    for i, assign in enumerate(combo):
-        for d, f in assign.items():
-            sp_int[i, DIM_INDEX[d]] *= f
-    total = sp_int.prod(axis=0)
+    sp_int = np.ones((len(combos), len(hw.array.dims), N_DIMS), dtype=np.int64)
+    at = [
+        (c, i, DIM_INDEX[d], f)
+        for c, combo in enumerate(combos)
+        for i, assign in enumerate(combo)
+        for d, f in assign.items()
+    ]
+    if at:
+        c, i, d, f = zip(*at, strict=True)
+        sp_int[c, i, d] = f
+    total = sp_int.prod(axis=1)
     sizes = np.array(nest.sizes, dtype=np.int64)
     trips = -(-sizes // total)
     # as stems.cost.encode._fractional: a non-dividing factor spread over its trips
     sp = sp_int.astype(np.float64)
     scale = sizes / trips / total
-    for d in range(N_DIMS):
-        if abs(scale[d] - 1) > 1e-12 and total[d] > 1:
-            sp[int(sp_int[:, d].argmax()), d] *= scale[d]
-    spatial = tuple(
-        (a.name, tuple((d, int(sp_int[i, DIM_INDEX[d]])) for d in LOOP_DIMS if sp_int[i, DIM_INDEX[d]] > 1))
-        for i, a in enumerate(hw.array.dims)
-    )
+    rows, dims = np.nonzero((np.abs(scale - 1) > 1e-12) & (total > 1))
+    sp[rows, sp_int[rows, :, dims].argmax(axis=1), dims] *= scale[rows, dims]
     sp_int.flags.writeable = sp.flags.writeable = False
-    return Unrolling(spatial, tuple(int(t) for t in trips), sp_int, sp)
+    return [
+        Unrolling(
+            tuple(
+                (a.name, tuple((d, assign[d]) for d in LOOP_DIMS if d in assign))
+                for a, assign in zip(hw.array.dims, combo, strict=True)
+            ),
+            tuple(t),
+            sp_int[c],
+            sp[c],
+        )
+        for c, (combo, t) in enumerate(zip(combos, trips.tolist(), strict=True))
+    ]
