@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -29,6 +30,17 @@ def zigzag_resnet18() -> tuple[Path, list]:
     onnx_path, map_yaml = inputs / "workload" / "resnet18.onnx", inputs / "mapping" / "tpu_like.yaml"
     graph = ONNXModelParser(str(onnx_path), str(map_yaml)).run()
     return inputs, [layer_from_zigzag(n) for n in graph.topological_sort() if hasattr(n, "layer_dim_sizes")]
+
+
+def resnet18_layers() -> list | None:
+    """ResNet-18's layers (`zigzag_resnet18`) with ZigZag's logging off (it logs every layer it
+    parses), or None after printing that the benchmark is skipped: zigzag-dse is not installed."""
+    logging.disable(logging.WARNING)
+    try:
+        return zigzag_resnet18()[1]
+    except ImportError as err:
+        print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
+        return None
 
 
 def median_seconds(fn: Callable[[], object], runs: int = 5) -> tuple[float, list[float]]:

@@ -12,23 +12,19 @@ search's answer is likely the optimum and the bound is what falls short. No targ
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import random
 import time
 
-from common import zigzag_resnet18
+from common import resnet18_layers
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--restarts", type=int, default=100, help="random starts per unrolling")
     args = ap.parse_args()
-    logging.disable(logging.WARNING)  # ZigZag logs every layer it parses
-    try:
-        _, layers = zigzag_resnet18()
-    except ImportError as err:
-        print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
+    layers = resnet18_layers()
+    if layers is None:
         return 0
     from stems.cost.mapping import Mapping
     from stems.cost.model import nest_of, price_batch

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import sys
 import time
 
-from common import zigzag_resnet18
+from common import resnet18_layers
 
 OBJECTIVES = ("energy", "latency", "edp", "energy@1.1x latency")
 
@@ -28,11 +27,8 @@ def main() -> int:
     ap.add_argument("--objective", choices=(*OBJECTIVES[:3], "all"), default="all")
     args = ap.parse_args()
     objectives = OBJECTIVES if args.objective == "all" else (args.objective,)
-    logging.disable(logging.WARNING)  # ZigZag logs every layer it parses
-    try:
-        _, layers = zigzag_resnet18()
-    except ImportError as err:
-        print(f"SKIPPED: zigzag-dse is not installed ({err}); pip install 'stems[zigzag]'")
+    layers = resnet18_layers()
+    if layers is None:
         return 0
     import stems.search.intra_latency as latency_search
     from stems.hardware import load_hardware
