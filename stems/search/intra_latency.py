@@ -382,6 +382,8 @@ def _loading_bound(
     floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
     bounds the input.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
+    `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
+    designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).
     `minima` (a list): every lattice minimum met is appended as (lattice, chain); and if the bound
     stays below `target`, the minima of the `MINIMA_PAIRS` pairs whose blend came closest to the
     goal, at each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both

@@ -121,15 +121,14 @@ def _make(nest: Nest, combos: list[tuple[dict[str, int], ...]]) -> list[Unrollin
     """The unrollings of `combos` (per array dimension {loop: factor > 1}), their arrays built at once."""
     hw = nest.hw
     sp_int = np.ones((len(combos), len(hw.array.dims), N_DIMS), dtype=np.int64)
-    at = [
-        (c, i, DIM_INDEX[d], f)
-        for c, combo in enumerate(combos)
-        for i, assign in enumerate(combo)
-        for d, f in assign.items()
-    ]
-    if at:
-        c, i, d, f = zip(*at, strict=True)
-        sp_int[c, i, d] = f
+    cells, factors = [], []  # (combination, array dimension, loop) and its factor
+    for c, combo in enumerate(combos):
+        for i, assign in enumerate(combo):
+            for d, f in assign.items():
+                cells.append((c, i, DIM_INDEX[d]))
+                factors.append(f)
+    if cells:
+        sp_int[tuple(np.array(cells).T)] = factors
     total = sp_int.prod(axis=1)
     sizes = np.array(nest.sizes, dtype=np.int64)
     trips = -(-sizes // total)
