@@ -176,7 +176,7 @@ def local_search(
 
 
 def scout(
-    layer: Layer, hw: Hardware, space: Sequence[Unrolling], port, deadline: float
+    layer: Layer, hw: Hardware, space: Sequence[Unrolling], port, deadline: float, memo: dict | None = None
 ) -> tuple[list[tuple[Mapping, tuple]], int]:
     """A least-busy mapping on `port` of every unrolling in `space` (one lattice solve each, shared
     levels unsplit: an overflowing one prices as invalid), priced; the best descended by
@@ -188,7 +188,7 @@ def scout(
     for u in space:
         if time.perf_counter() > deadline:
             break
-        lat = Lattice(nest, u, port=port)
+        lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
         chain = lat.solve()
         solves += 1
         if chain is not None:
@@ -832,7 +832,7 @@ def map_latency(
             bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
             break  # sorted: no later unrolling can be faster
         if idx == SCOUT and ports and objective == "latency":
-            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline)
+            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline, terms)
             n_dp += k
             for m, key in found:
                 better(key, m)
@@ -841,7 +841,7 @@ def map_latency(
         seeds: list[Mapping] = []
         busy = None
         for port in ports[:1]:
-            lat = Lattice(nest, u, port=port)
+            lat = Lattice(nest, u, port=port, memo=terms, kind="busy")
             grid = lat.grid
             found, k, _ = _solve_shared(lat, math.inf, deadline)
             n_dp += k
@@ -894,7 +894,7 @@ def map_latency(
             for port in ports[1:3]:
                 if time.perf_counter() > deadline:
                     break
-                plat = Lattice(nest, u, port=port, grid=grid)
+                plat = Lattice(nest, u, port=port, grid=grid, memo=terms, kind="busy")
                 pfound, k, _ = _solve_shared(plat, math.inf, deadline)
                 n_dp += k
                 if pfound:
