@@ -181,7 +181,8 @@ def scout(
     """A least-busy mapping on `port` of every unrolling in `space` (one lattice solve each, shared
     levels unsplit: an overflowing one prices as invalid), priced; the best descended by
     `local_search` (latency), as [(mapping, key)]; and the lattice solves spent. A good incumbent
-    early stops the loading bounds of the unrollings still to bound at it, or skips them."""
+    early stops the loading bounds of the unrollings still to bound at it, or skips them. `memo`:
+    `operand_terms`' memo of the nest, which the search's later lattices of these unrollings share."""
     nest = nest_of(layer, hw)
     seeds = []
     solves = 0
