@@ -31,13 +31,12 @@ def main() -> int:
     from stems.cost.sample import random_cuts, random_order
     from stems.hardware import load_hardware
     from stems.search.intra import layer_key, map_layer
-    from stems.search.intra_latency import _loading_bound, _outer_links, local_search
+    from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles, local_search
     from stems.search.lattice import Grid
     from stems.search.solver import SolveOptions, Status
     from stems.search.spatial import unrollings
 
     hw = load_hardware("tpu_like")
-    systolic = [a.systolic for a in hw.array.dims]
     print(f"{'layer':32s} {'unrolling':>10s} {'bound':>9s} {'incumbent':>9s} {'restarts':>8s} {'least':>9s}")
     start = time.perf_counter()
     below = 0
@@ -51,7 +50,7 @@ def main() -> int:
         rng = random.Random(0)
         for u in unrollings(nest):
             cycles = float(math.prod(u.trips))
-            drain = float(sum(max(n - 1, 0) for n, s in zip(u.used, systolic, strict=True) if s))
+            drain = drain_cycles(hw, u)
             if cycles + drain >= best:
                 continue
             bound, _ = _loading_bound(

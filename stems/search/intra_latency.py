@@ -765,10 +765,9 @@ def map_latency(
     ports = _ports(hw, nest)
     deadline = start + options.time_limit_s
     name = objective if latency_bound is None else f"energy@latency<={latency_bound:g}"
-    systolic = [a.systolic for a in hw.array.dims]
     cycles = {u: float(math.prod(u.trips)) for u in space}
     constant = _constant_pj(layer, hw)
-    drain = {u: float(sum(max(x - 1, 0) for x, s in zip(u.used, systolic, strict=True) if s)) for u in space}
+    drain = {u: drain_cycles(hw, u) for u in space}
     best_key: tuple = _Key(math.inf, math.inf, None)
     best_map: Mapping | None = None
     bounds: list[float] = []  # a lower bound of the objective for every unrolling of the space
@@ -990,6 +989,12 @@ def map_latency(
         space=SPACE,
         stats=stats,
     )
+
+
+def drain_cycles(hw: Hardware, u: Unrolling) -> float:
+    """The systolic drain of unrolling u: a cycle per PE beyond the first along each systolic array
+    dimension (stems.cost.latency's drain, which depends on the unrolling only)."""
+    return float(sum(max(n - 1, 0) for n, a in zip(u.used, hw.array.dims, strict=True) if a.systolic))
 
 
 def _highest_point(lines: list[tuple[float, float]]) -> tuple[float, float]:
