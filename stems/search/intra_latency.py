@@ -176,13 +176,23 @@ def local_search(
 
 
 def scout(
-    layer: Layer, hw: Hardware, space: Sequence[Unrolling], port, deadline: float, memo: dict | None = None
+    layer: Layer,
+    hw: Hardware,
+    space: Sequence[Unrolling],
+    port,
+    deadline: float,
+    memo: dict | None = None,
+    solved: dict | None = None,
 ) -> tuple[list[tuple[Mapping, tuple]], int]:
-    """A least-busy mapping on `port` of every unrolling in `space` (one lattice solve each, shared
-    levels unsplit: an overflowing one prices as invalid), priced; the best descended by
-    `local_search` (latency), as [(mapping, key)]; and the lattice solves spent. A good incumbent
-    early stops the loading bounds of the unrollings still to bound at it, or skips them. `memo`:
-    `operand_terms`' memo of the nest, which the search's later lattices of these unrollings share."""
+    """A least-busy mapping on `port` of every unrolling in `space` (shared levels split as the
+    search's own lattices do, `_solve_shared`), priced; the best descended by `local_search`
+    (latency), as [(mapping, key)]; and the lattice solves spent. A good incumbent early stops the
+    loading bounds of the unrollings still to bound at it, or skips them. `memo`: `operand_terms`'
+    memo of the nest, which the search's later lattices of these unrollings share; `solved` (a
+    dict): each unrolling's busy lattice and its optima are stored there, for the search's main loop,
+    which needs the same ones."""
+    from stems.search.intra import _solve_shared
+
     nest = nest_of(layer, hw)
     seeds = []
     solves = 0
@@ -190,10 +200,12 @@ def scout(
         if time.perf_counter() > deadline:
             break
         lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
-        chain = lat.solve()
-        solves += 1
-        if chain is not None:
-            seeds.append(lat.mapping(chain))
+        found, k, open_bound = _solve_shared(lat, math.inf, deadline)
+        solves += k
+        if solved is not None and open_bound is None:
+            solved[u] = (lat, found)
+        if found:
+            seeds.append(lat.mapping(min(found, key=lambda x: x[0])[1]))
     top = _cheapest(layer, hw, seeds, "latency", None)
     if top is None:
         return [], solves
@@ -816,6 +828,7 @@ def map_latency(
 
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
+    scouted: dict = {}  # the scout's busy lattices and optima, which the main loop reuses
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
     for idx, u in enumerate(ordered):
         low = cycles[u] + drain[u]
@@ -832,7 +845,7 @@ def map_latency(
             bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
             break  # sorted: no later unrolling can be faster
         if idx == SCOUT and ports and objective == "latency":
-            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline, terms)
+            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline, terms, scouted)
             n_dp += k
             for m, key in found:
                 better(key, m)
@@ -841,10 +854,13 @@ def map_latency(
         seeds: list[Mapping] = []
         busy = None
         for port in ports[:1]:
-            lat = Lattice(nest, u, port=port, memo=terms, kind="busy")
+            if u in scouted:
+                lat, found = scouted.pop(u)
+            else:
+                lat = Lattice(nest, u, port=port, memo=terms, kind="busy")
+                found, k, _ = _solve_shared(lat, math.inf, deadline)
+                n_dp += k
             grid = lat.grid
-            found, k, _ = _solve_shared(lat, math.inf, deadline)
-            n_dp += k
             if not found:
                 break
             r_min, chain = min(found, key=lambda x: x[0])
