@@ -638,7 +638,6 @@ def test_need_charges_are_the_bandwidth_the_cost_model_reserves_for_prefetching(
     width. The latency proof relies on it in sum (spare bandwidth) and per event (a mapping that
     leaves the port spare bandwidth has every load's own share below the width)."""
     from stems.cost.encode import encode
-    from stems.cost.latency import _timing
     from stems.cost.model import nest_of
     from stems.cost.traffic import FROM_HIGH, TO_LOW, operand_traffic
     from stems.search.intra_latency import _ports
@@ -665,7 +664,7 @@ def test_need_charges_are_the_bandwidth_the_cost_model_reserves_for_prefetching(
                         continue
                     enc = encode(nest, [src.mapping(chain)])
                     traffic = {o.name: operand_traffic(nest, enc, o) for o in nest.operands}
-                    keys = next(k for p, k in _timing(nest, traffic)[0] if p == port)
+                    keys = next(k for p, k in nest.port_moves if p == port)
                     truth = 0.0
                     for op, m, d in keys:
                         move = traffic[op].moves.get((m, d))

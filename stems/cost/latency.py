@@ -23,9 +23,6 @@ from stems.cost.nest import OPERAND_ORDER, Nest
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW, Move, OperandTraffic
 from stems.hardware.spec import Direction, Port
 
-_SERVE_ORDER = {op: i for i, op in enumerate(("I", "W", "O", "V"))}
-_DIR_ORDER = {FROM_HIGH: 0, TO_LOW: 1, FROM_LOW: 2, TO_HIGH: 3}
-
 Key = tuple[str, int, Direction]  # (operand, its memory level index, direction)
 
 
@@ -101,6 +98,9 @@ def _port_stall(moves: list[tuple[Move, np.ndarray, np.ndarray]]) -> np.ndarray:
     moves = [x for x in moves if (x[0].count > 0).any()]
     if not moves:
         return np.zeros(0)
+    if len(moves) == 1:  # a lone move stalls by its own excess (the general rule below, reduced)
+        move, real, allowed = moves[0]
+        return np.maximum(np.where(move.count > 0, (real - allowed) * (move.count - 1), 0), 0)
     active = np.array([m.count > 0 for m, _, _ in moves])
     real = np.array([r for _, r, _ in moves])
     allowed = np.array([a for _, _, a in moves])
@@ -124,34 +124,25 @@ def _port_stall(moves: list[tuple[Move, np.ndarray, np.ndarray]]) -> np.ndarray:
     )
 
 
-def _timing(
-    nest: Nest, traffic: dict[str, OperandTraffic]
-) -> tuple[list[tuple[Port, list[Key]]], dict[Key, tuple[np.ndarray, np.ndarray]]]:
-    """Each port with the moves it serves, and per move (transfer cycles, allowed cycles) per period."""
+def _timing(nest: Nest, traffic: dict[str, OperandTraffic]) -> dict[Key, tuple[np.ndarray, np.ndarray]]:
+    """Per move: (transfer cycles, allowed cycles) per period."""
     db = _double_buffered(traffic)
-    ports, timing = [], {}
-    for lv in nest.hw.memories:
-        for port in lv.ports:
-            keys = []
-            for op, d in port.serves:
-                if op in traffic:
-                    keys.append((op, next(i for i, x in enumerate(traffic[op].spec.levels) if x is lv), d))
-            keys.sort(key=lambda k: (_SERVE_ORDER[k[0]], _DIR_ORDER[k[2]]))
-            ports.append((port, keys))
-            for op, m, d in keys:
-                move = traffic[op].moves.get((m, d))
-                if move is None:
-                    continue
-                a = m + 1 if d in (TO_HIGH, FROM_HIGH) else m  # the level being filled or emptied
-                window = move.period // np.maximum(traffic[op].top_irrelevant[a], 1)
-                allowed = np.where(db[op][a], move.period, window)
-                timing[op, m, d] = (np.ceil(move.amount * move.bits / port.bw_bits), allowed)
-    return ports, timing
+    timing = {}
+    for port, keys in nest.port_moves:
+        for op, m, d in keys:
+            move = traffic[op].moves.get((m, d))
+            if move is None:
+                continue
+            a = m + 1 if d in (TO_HIGH, FROM_HIGH) else m  # the level being filled or emptied
+            window = move.period // np.maximum(traffic[op].top_irrelevant[a], 1)
+            allowed = np.where(db[op][a], move.period, window)
+            timing[op, m, d] = (np.ceil(move.amount * move.bits / port.bw_bits), allowed)
+    return timing
 
 
 def _loading(
     port: Port,
-    keys: list[Key],
+    keys: tuple[Key, ...],
     traffic: dict[str, OperandTraffic],
     timing: dict[Key, tuple[np.ndarray, np.ndarray]],
     compute: np.ndarray,
@@ -165,21 +156,30 @@ def _loading(
     if not keys:
         return {}
     moves = [traffic[op].moves[m, d] for op, m, d in keys]
-    real = np.array([timing[k][0] for k in keys])
-    once = np.array([mv.count == 1 for mv in moves])
-    often = np.array([mv.count > 1 for mv in moves])
-    need_bw = np.array([np.floor(mv.amount * mv.bits / np.maximum(mv.period, 1)) for mv in moves])
-    spare = np.maximum(0, (port.bw_bits - np.where(often, need_bw, 0).sum(axis=0)) / port.bw_bits * compute)
-    least = np.array([np.ceil(traffic[op].tile_bits[1] / port.bw_bits) for op, _, _ in keys])
-    order = np.argsort(np.where(once, -real, np.inf), axis=0, kind="stable")
-    cols = np.arange(real.shape[1])
-    reduced = np.zeros_like(real)
-    for idx in order:
-        cut = np.minimum(
-            np.where(once[idx, cols], np.maximum(0, real[idx, cols] - least[idx, cols]), 0), spare
-        )
-        reduced[idx, cols] = cut
-        spare = spare - cut
+    real = [timing[k][0] for k in keys]
+    once = [mv.count == 1 for mv in moves]
+    often = [mv.count > 1 for mv in moves]
+    reserved = sum(
+        np.where(o, np.floor(mv.amount * mv.bits / np.maximum(mv.period, 1)), 0)
+        for o, mv in zip(often, moves, strict=True)
+    )
+    spare = np.maximum(0, (port.bw_bits - reserved) / port.bw_bits * compute)
+    # what prefetching can remove from a move made once: all but one innermost tile
+    gain = [
+        np.where(o, np.maximum(0, r - np.ceil(traffic[op].tile_bits[1] / port.bw_bits)), 0)
+        for o, r, (op, _, _) in zip(once, real, keys, strict=True)
+    ]
+    if len(keys) == 1:
+        reduced = [np.minimum(gain[0], spare)]
+    else:  # the longest move made once first
+        order = np.argsort(np.where(once, -np.array(real), np.inf), axis=0, kind="stable")
+        cols = np.arange(len(compute))
+        stacked = np.array(gain)
+        reduced = np.zeros_like(stacked)
+        for idx in order:
+            cut = np.minimum(stacked[idx, cols], spare)
+            reduced[idx, cols] = cut
+            spare = spare - cut
     return {k: np.where(once[j] | often[j], real[j] - reduced[j], 0) for j, k in enumerate(keys)}
 
 
@@ -210,7 +210,8 @@ def latency(
     nest: Nest, traffic: dict[str, OperandTraffic], cycles: np.ndarray, sp_int: np.ndarray
 ) -> Latency:
     """ZigZag's latency_total2 and its parts, per mapping."""
-    ports, timing = _timing(nest, traffic)
+    ports = nest.port_moves
+    timing = _timing(nest, traffic)
     names = [lv.name for lv in nest.hw.memories]
     level_stall = np.zeros((len(cycles), len(names)))
     for _, keys in ports:

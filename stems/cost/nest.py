@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from stems.errors import StemsInputError
-from stems.hardware.spec import Hardware, MemoryLevel
+from stems.hardware.spec import Direction, Hardware, MemoryLevel, Port
 from stems.workload.model import LOOP_DIMS, REDUCTION_DIMS, Layer, Op
 
 DIM_INDEX = {d: i for i, d in enumerate(LOOP_DIMS)}
@@ -39,6 +40,10 @@ PAD = len(LOOP_DIMS)
 
 OPERAND_ORDER = ("O", "W", "I", "V")
 """Operands in ZigZag's layer order (output first), V last; the order the latency model walks them."""
+
+
+_SERVE_ORDER = {op: i for i, op in enumerate(("I", "W", "O", "V"))}
+_DIR_ORDER = {Direction.FROM_HIGH: 0, Direction.TO_LOW: 1, Direction.FROM_LOW: 2, Direction.TO_HIGH: 3}
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,23 @@ class Nest:
 
     def operand(self, name: str) -> OperandSpec:
         return next(o for o in self.operands if o.name == name)
+
+    @cached_property
+    def port_moves(self) -> tuple[tuple[Port, tuple[tuple[str, int, Direction], ...]], ...]:
+        """Every port of the hardware, outermost level last, with the moves it serves as (operand, its
+        memory level index, direction) in ZigZag's order of service (I, W, O, V; fills first)."""
+        out = []
+        for lv in self.hw.memories:
+            for port in lv.ports:
+                keys = [
+                    (op.name, op.levels.index(lv), d)
+                    for op in self.operands
+                    for name, d in port.serves
+                    if name == op.name
+                ]
+                keys.sort(key=lambda k: (_SERVE_ORDER[k[0]], _DIR_ORDER[k[2]]))
+                out.append((port, tuple(keys)))
+        return tuple(out)
 
     @property
     def operand_names(self) -> tuple[str, ...]:

@@ -102,7 +102,8 @@ def _last_true_before(mask: np.ndarray) -> np.ndarray:
 
 
 def _at(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return np.take_along_axis(table, pos[:, None], axis=1)[:, 0]
+    """Each row's entry at its own position."""
+    return table[np.arange(len(pos)), pos]
 
 
 def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraffic:
@@ -139,6 +140,9 @@ def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraff
     fanout = []
     prev = np.ones((enc.rows, N_DIMS))
     for e in range(n):
+        if e not in spec.entry:  # no array dimension enters here: one copy each
+            fanout.append(np.ones(enc.rows))
+            continue
         through = prev * sp[:, entry == e, :].prod(axis=1)
         fanout.append(np.rint(_elements(nest, spec, through) / _elements(nest, spec, prev)))
         prev = through
@@ -155,7 +159,8 @@ def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraff
     if spec.output:
         open_ = ((fac > 1) & reuse)[:, ::-1].cumsum(axis=1)[:, ::-1]  # reuse loops at positions >= p
         busy = np.concatenate([open_, np.zeros((enc.rows, 1), dtype=np.int64)], axis=1)
-        sp_reuse = np.isin(np.arange(N_DIMS), [DIM_INDEX[d] for d in spec.reuse])
+        sp_reuse = np.zeros(N_DIMS, dtype=bool)
+        sp_reuse[[DIM_INDEX[d] for d in spec.reuse]] = True
         sp_open = (sp > 1) & sp_reuse
         psum = [
             (busy[rows, start[m]] > 0) | sp_open[:, entry >= m + 1, :].any(axis=(1, 2)) for m in range(n)
