@@ -874,6 +874,10 @@ def map_latency(
         any_fits = True
         # EDP, energy under a latency bound: E*(u) first, it turns the incumbent into a latency target
         lat, found = energy_optimum(u, grid, low) if objective != "latency" else (None, None)
+        if objective == "latency" and not math.isfinite(best_key[0]):
+            # no incumbent yet: the least-busy mapping gives the loading bound a target to stop at
+            for key, m in zip(_keys(price_batch(layer, hw, seeds), objective, None, seeds), seeds, strict=True):
+                better(key, m)
         if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = latency_target(found) - drain[u]
             bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, busy=busy)
