@@ -19,9 +19,10 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (move one prime loop, or one cut between its neighbours) prices every
   neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective. Latency:
-  when the first `SCOUT` unrollings (by cycles) leave the layer open, the least-busy mapping of every
-  other unrolling is priced and the best one descended at once, so that the incumbent the loading
-  bounds stop at is good early.
+  once an unrolling is bounded and more than `SCOUT` of those still to bound are faster than the
+  incumbent by their cycles alone (a memory-bound layer: cycles say little of latency there), the
+  least-busy mapping of each of them is priced and the best one descended at once, so that the
+  incumbent the loading bounds stop at is good early.
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
   again, each event kept only at points where what it alone costs stays below the target, and the
   lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
@@ -61,7 +62,7 @@ REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (r
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
 PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima improved the incumbent
 MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for their minima (`_loading_bound`)
-SCOUT = 4  # latency: unrollings bounded in order before the rest are scouted (`map_latency`)
+SCOUT = 4  # latency: the rest are scouted when more unrollings than this are open (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
 
 
@@ -829,6 +830,7 @@ def map_latency(
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
     scouted: dict = {}  # the scout's busy lattices and optima, which the main loop reuses
+    scout_done = False
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
     for idx, u in enumerate(ordered):
         low = cycles[u] + drain[u]
@@ -844,7 +846,10 @@ def map_latency(
         if objective == "latency" and low >= best_key[0] * (1 - REL):
             bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
             break  # sorted: no later unrolling can be faster
-        if idx == SCOUT and ports and objective == "latency":
+        # unrollings still to bound that are faster than the incumbent by their cycles alone
+        faster = (cycles[v] + drain[v] < best_key[0] * (1 - REL) for v in ordered[idx:])
+        if idx and not scout_done and ports and objective == "latency" and sum(faster) > SCOUT:
+            scout_done = True
             found, k = scout(layer, hw, ordered[idx:], ports[0], deadline, terms, scouted)
             n_dp += k
             for m, key in found:
@@ -876,7 +881,9 @@ def map_latency(
         lat, found = energy_optimum(u, grid, low) if objective != "latency" else (None, None)
         if objective == "latency" and not math.isfinite(best_key[0]):
             # no incumbent yet: the least-busy mapping gives the loading bound a target to stop at
-            for key, m in zip(_keys(price_batch(layer, hw, seeds), objective, None, seeds), seeds, strict=True):
+            for key, m in zip(
+                _keys(price_batch(layer, hw, seeds), objective, None, seeds), seeds, strict=True
+            ):
                 better(key, m)
         if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = latency_target(found) - drain[u]
