@@ -101,11 +101,6 @@ def _last_true_before(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full((rows, 1), -1), run], axis=1)
 
 
-def _at(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Each row's entry at its own position."""
-    return table[np.arange(len(pos)), pos]
-
-
 def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraffic:
     """Tiles and moves of one operand for every mapping of the batch."""
     rows = np.arange(enc.rows)
@@ -119,24 +114,26 @@ def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraff
     relevant = enc.mask(spec.relevant)
     cum = _prefix(fac)
     total = cum[rows, enc.n]
+    # (B, levels) arrays, every level at once (a batch's fixed cost is its number of numpy calls)
+    col = rows[:, None]
     stop = _next_true(~reuse)  # stationarity: a cut rises past the reuse loops right above it
-    raised = [_at(stop, cuts[:, m]) for m in range(n)]
-    start = [np.zeros(enc.rows, dtype=np.int64), *raised[:-1]]
-    last_kept = _last_true_before(~reuse)
-    last_other = _last_true_before(~relevant)
+    raised = stop[col, cuts]
+    start = np.concatenate([np.zeros((enc.rows, 1), dtype=np.int64), raised[:, :-1]], axis=1)
+    raised_cum = cum[col, raised]  # product of the loops below each raised cut
 
-    def run_on_top(last: np.ndarray, m: int) -> np.ndarray:
-        top = raised[m]
-        return cum[rows, top] // cum[rows, np.maximum(_at(last, top) + 1, start[m])]
+    def run_on_top(last: np.ndarray) -> list[np.ndarray]:
+        """Per level, the product of the loops above the last one `last` marks below its raised cut."""
+        one = np.ones(enc.rows, dtype=np.int64)
+        return [one, *(raised_cum // cum[col, np.maximum(last[col, raised] + 1, start)]).T]
 
-    top_irrelevant = [np.ones(enc.rows, dtype=np.int64)] + [run_on_top(last_kept, m) for m in range(n)]
-    top_relevant = [np.ones(enc.rows, dtype=np.int64)] + [run_on_top(last_other, m) for m in range(n)]
+    top_irrelevant = run_on_top(_last_true_before(~reuse))
+    top_relevant = run_on_top(_last_true_before(~relevant))
 
     # Spatial loops sit at the lowest level serving their array dimension ("entry").
     entry = np.array(spec.entry)
     below = [sp[:, entry <= m, :].prod(axis=1) for m in range(n)]
     copies = [sp[:, entry >= a, :].prod(axis=(1, 2)) for a in range(n + 1)]
-    instances = [np.rint(np.round(c, 3)) for c in copies]
+    instances = list(np.rint(np.round(np.array(copies), 3)))
     fanout = []
     prev = np.ones((enc.rows, N_DIMS))
     for e in range(n):
@@ -148,13 +145,10 @@ def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraff
         prev = through
     fanout.append(np.ones(enc.rows))
 
-    tile = [np.ones(enc.rows)] + [
-        np.rint(_elements(nest, spec, enc.cum_dim[rows, cuts[:, m], :] * below[m])) for m in range(n)
-    ]
+    sizes = enc.cum_dim[col, cuts, :] * np.stack(below, axis=1)  # (B, levels, D) loops below each cut
+    tile = [np.ones(enc.rows), *np.rint(_elements(nest, spec, sizes)).T]
     rel_cum = _prefix(np.where(~reuse & (enc.dim != PAD), fac, 1))
-    whole = [np.zeros(enc.rows, dtype=bool)] + [
-        rel_cum[rows, enc.n] == rel_cum[rows, cuts[:, m]] for m in range(n)
-    ]
+    whole = [np.zeros(enc.rows, dtype=bool), *(rel_cum[col, cuts] == rel_cum[rows, enc.n][:, None]).T]
 
     if spec.output:
         open_ = ((fac > 1) & reuse)[:, ::-1].cumsum(axis=1)[:, ::-1]  # reuse loops at positions >= p
@@ -162,14 +156,15 @@ def operand_traffic(nest: Nest, enc: Encoded, spec: OperandSpec) -> OperandTraff
         sp_reuse = np.zeros(N_DIMS, dtype=bool)
         sp_reuse[[DIM_INDEX[d] for d in spec.reuse]] = True
         sp_open = (sp > 1) & sp_reuse
-        psum = [
-            (busy[rows, start[m]] > 0) | sp_open[:, entry >= m + 1, :].any(axis=(1, 2)) for m in range(n)
-        ] + [np.zeros(enc.rows, dtype=bool)]
+        reduced_above = busy[col, start] > 0
+        psum = [reduced_above[:, m] | sp_open[:, entry >= m + 1, :].any(axis=(1, 2)) for m in range(n)] + [
+            np.zeros(enc.rows, dtype=bool)
+        ]
         bits = [np.where(p, spec.psum_bits, spec.bits) for p in psum]
-        period = [np.ones(enc.rows, dtype=np.int64)] + [cum[rows, r] for r in raised]
+        period = [np.ones(enc.rows, dtype=np.int64), *raised_cum.T]
     else:
         bits = [np.full(enc.rows, spec.bits)] * (n + 1)
-        period = [cum[rows, stop[:, 0]]] + [cum[rows, r] for r in raised]
+        period = [cum[rows, stop[:, 0]], *raised_cum.T]
     tile_bits = [t * b for t, b in zip(tile, bits, strict=True)]
     held = [np.where(p, spec.psum_bits, spec.bits) for p in psum[:-1]] if spec.output else bits[1:]
     held_bits = [tile[0] * bits[0]] + [t * b for t, b in zip(tile[1:], held, strict=True)]
