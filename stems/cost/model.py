@@ -269,30 +269,44 @@ def _accesses(
     nest: Nest, traffic: dict[str, OperandTraffic], rows: int, levels: tuple[str, ...]
 ) -> tuple[np.ndarray, ...]:
     """(rows, operands, levels, directions) elements, port-rounded bits, words and pJ, and which
-    (operand, level) pairs exist."""
+    (operand, level) pairs exist. Every access is priced at once, stacked (a batch's fixed cost is
+    its number of numpy calls)."""
     shape = (rows, len(nest.operands), len(levels), len(DIRECTIONS))
     elements, bits, words, pj = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     holds = np.zeros(shape[1:3], dtype=bool)
     rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
+    where, moves = [], []  # per access: (operand, level, direction) and (move, port, level, operand)
     for o, spec in enumerate(nest.operands):
         for m, lv in enumerate(spec.levels):
             l = levels.index(lv.name)
             holds[o, l] = True
             for d, direction in enumerate(DIRECTIONS):
                 move = traffic[spec.name].moves.get((m, direction))
-                if move is None:
-                    continue
-                port = next((p for p in lv.ports if (spec.name, direction) in p.serves), None)
-                if port is None:  # the outermost level's traffic beyond itself
-                    continue
-                elements[:, o, l, d] = move.amount * move.count * move.instances
-                rounded = port.min_bits * np.ceil(move.amount * move.bits / port.min_bits)
-                if lv.skips_zeros and spec.name in rates:
-                    rounded = _nonzero(move, port.min_bits, rates[spec.name], spec.bits, rounded)
-                moved = rounded * move.count * move.instances
-                bits[:, o, l, d] = moved
-                words[:, o, l, d] = moved / port.bw_bits
-                pj[:, o, l, d] = moved * lv.pj_per_bit(spec.name, direction)
+                port = nest.port_of.get((spec.name, m, direction))
+                if move is not None and port is not None:  # (none: the outermost level's beyond itself)
+                    where.append((o, l, d))
+                    moves.append((move, port, lv.pj_per_bit(spec.name, direction), lv, spec))
+    if not where:
+        return elements, bits, words, pj, holds
+    at = (slice(None), *np.array(where).T)
+    amount, move_bits, count, instances = (
+        np.array([getattr(mv[0], field) for mv in moves])
+        for field in ("amount", "bits", "count", "instances")
+    )
+    min_bits, bw, pj_bit = (
+        np.array([[mv[1].min_bits] for mv in moves]),
+        np.array([[mv[1].bw_bits] for mv in moves]),
+        np.array([[mv[2]] for mv in moves]),
+    )
+    elements[at] = (amount * count * instances).T
+    rounded = min_bits * np.ceil(amount * move_bits / min_bits)
+    for j, (move, port, _, lv, spec) in enumerate(moves):  # levels that move only non-zero data
+        if lv.skips_zeros and spec.name in rates:
+            rounded[j] = _nonzero(move, port.min_bits, rates[spec.name], spec.bits, rounded[j])
+    moved = rounded * count * instances
+    bits[at] = moved.T
+    words[at] = (moved / bw).T
+    pj[at] = (moved * pj_bit).T
     return elements, bits, words, pj, holds
 
 

@@ -144,6 +144,15 @@ class Nest:
                 out.append((port, tuple(keys)))
         return tuple(out)
 
+    @cached_property
+    def port_of(self) -> dict[tuple[str, int, Direction], Port]:
+        """The port serving each move (operand, memory level index, direction): its level's first."""
+        out: dict = {}
+        for port, keys in self.port_moves:
+            for k in keys:
+                out.setdefault(k, port)
+        return out
+
     @property
     def operand_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.operands)
