@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from stems.cost.nest import OPERAND_ORDER, Nest
-from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW, Move, OperandTraffic
-from stems.hardware.spec import Direction, Port
+from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW, OperandTraffic
+from stems.hardware.spec import Direction
 
 Key = tuple[str, int, Direction]  # (operand, its memory level index, direction)
 
@@ -93,19 +93,10 @@ def _window_union(period: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return union[-1]
 
 
-def _port_stall(moves: list[tuple[Move, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Stall (+) of one port over the layer, from its moves' (move, transfer cycles, allowed cycles)."""
-    moves = [x for x in moves if (x[0].count > 0).any()]
-    if not moves:
-        return np.zeros(0)
-    if len(moves) == 1:  # a lone move stalls by its own excess (the general rule below, reduced)
-        move, real, allowed = moves[0]
-        return np.maximum(np.where(move.count > 0, (real - allowed) * (move.count - 1), 0), 0)
-    active = np.array([m.count > 0 for m, _, _ in moves])
-    real = np.array([r for _, r, _ in moves])
-    allowed = np.array([a for _, _, a in moves])
-    count = np.array([m.count for m, _, _ in moves])
-    period = np.array([m.period for m, _, _ in moves])
+def _port_stall(real: np.ndarray, allowed: np.ndarray, count: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Stall (+) of one port over the layer, from its moves' (k, B) transfer cycles, allowed cycles,
+    transfers and periods (two or more moves that happen; a lone one stalls by its own excess)."""
+    active = count > 0
     ss = np.where(active, (real - allowed) * (count - 1), 0)
     window = np.where(active, allowed * (count - 1), 0)
     full = active & (period == allowed)
@@ -124,63 +115,96 @@ def _port_stall(moves: list[tuple[Move, np.ndarray, np.ndarray]]) -> np.ndarray:
     )
 
 
-def _timing(nest: Nest, traffic: dict[str, OperandTraffic]) -> dict[Key, tuple[np.ndarray, np.ndarray]]:
-    """Per move: (transfer cycles, allowed cycles) per period."""
+@dataclass(frozen=True)
+class _Moves:
+    """Every move of the batch, stacked: row j of each (moves, B) array is move `keys[j]`."""
+
+    keys: list[Key]
+    row: dict[Key, int]
+    count: np.ndarray
+    period: np.ndarray
+    real: np.ndarray  # transfer cycles per period on its port
+    allowed: np.ndarray  # cycles a transfer may take per period
+    reserve: np.ndarray  # bandwidth (bits per cycle) a move made every period reserves on its port
+    keep: np.ndarray  # cycles of a move made once that prefetching cannot remove: one innermost tile
+
+
+def _timing(nest: Nest, traffic: dict[str, OperandTraffic], rows: int) -> _Moves:
+    """Every move with its transfer cycles and allowed cycles per period, stacked (a batch's fixed
+    cost is its number of numpy calls)."""
     db = _double_buffered(traffic)
-    timing = {}
-    for port, keys in nest.port_moves:
-        for op, m, d in keys:
+    keys, moves, filled, bw = [], [], [], []
+    for port, served in nest.port_moves:
+        for op, m, d in served:
             move = traffic[op].moves.get((m, d))
-            if move is None:
-                continue
-            a = m + 1 if d in (TO_HIGH, FROM_HIGH) else m  # the level being filled or emptied
-            window = move.period // np.maximum(traffic[op].top_irrelevant[a], 1)
-            allowed = np.where(db[op][a], move.period, window)
-            timing[op, m, d] = (np.ceil(move.amount * move.bits / port.bw_bits), allowed)
-    return timing
+            if move is not None:
+                keys.append((op, m, d))
+                moves.append(move)
+                filled.append((op, m + 1 if d in (TO_HIGH, FROM_HIGH) else m))  # the level filled or emptied
+                bw.append(port.bw_bits)
+    shape = (len(keys), rows)
+
+    def stacked(values: list) -> np.ndarray:
+        return np.array(values).reshape(shape)
+
+    count, period, amount, bits = (
+        stacked([getattr(x, f) for x in moves]) for f in ("count", "period", "amount", "bits")
+    )
+    on_top = stacked([traffic[op].top_irrelevant[a] for op, a in filled])
+    can_db = stacked([db[op][a] for op, a in filled])
+    innermost = stacked([traffic[op].tile_bits[1] for op, _ in filled])
+    width = np.array(bw).reshape(-1, 1)
+    return _Moves(
+        keys,
+        {k: j for j, k in enumerate(keys)},
+        count,
+        period,
+        np.ceil(amount * bits / width),
+        np.where(can_db, period, period // np.maximum(on_top, 1)),
+        np.floor(amount * bits / np.maximum(period, 1)),
+        np.ceil(innermost / width),
+    )
 
 
 def _loading(
-    port: Port,
-    keys: tuple[Key, ...],
-    traffic: dict[str, OperandTraffic],
-    timing: dict[Key, tuple[np.ndarray, np.ndarray]],
-    compute: np.ndarray,
-) -> dict[Key, np.ndarray]:
-    """Cycles each of the port's loads (inputs going down, outputs going up) adds before or after the
-    computation: a move made once is prefetched with the port's spare bandwidth (longest first, down
-    to one innermost tile), a move made every period costs one transfer."""
-    keys = [
-        k for k in keys if k in timing and not (traffic[k[0]].spec.output and k[2] in (TO_LOW, FROM_HIGH))
-    ]
-    if not keys:
-        return {}
-    moves = [traffic[op].moves[m, d] for op, m, d in keys]
-    real = [timing[k][0] for k in keys]
-    once = [mv.count == 1 for mv in moves]
-    often = [mv.count > 1 for mv in moves]
-    reserved = sum(
-        np.where(o, np.floor(mv.amount * mv.bits / np.maximum(mv.period, 1)), 0)
-        for o, mv in zip(often, moves, strict=True)
-    )
-    spare = np.maximum(0, (port.bw_bits - reserved) / port.bw_bits * compute)
+    ports: tuple, mv: _Moves, traffic: dict[str, OperandTraffic], compute: np.ndarray
+) -> tuple[dict[Key, np.ndarray], set[Key]]:
+    """Cycles each load (inputs going down, outputs going up) adds before or after the computation:
+    a move made once is prefetched with its port's spare bandwidth (longest first, down to one
+    innermost tile), a move made every period costs one transfer; and the loads on ports that both
+    inputs share."""
+    loading: dict[Key, np.ndarray] = {}
+    shared: set[Key] = set()
+    once, often = mv.count == 1, mv.count > 1
+    reserved = np.where(often, mv.reserve, 0)
     # what prefetching can remove from a move made once: all but one innermost tile
-    gain = [
-        np.where(o, np.maximum(0, r - np.ceil(traffic[op].tile_bits[1] / port.bw_bits)), 0)
-        for o, r, (op, _, _) in zip(once, real, keys, strict=True)
-    ]
-    if len(keys) == 1:
-        reduced = [np.minimum(gain[0], spare)]
-    else:  # the longest move made once first
-        order = np.argsort(np.where(once, -np.array(real), np.inf), axis=0, kind="stable")
-        cols = np.arange(len(compute))
-        stacked = np.array(gain)
-        reduced = np.zeros_like(stacked)
-        for idx in order:
-            cut = np.minimum(stacked[idx, cols], spare)
-            reduced[idx, cols] = cut
-            spare = spare - cut
-    return {k: np.where(once[j] | often[j], real[j] - reduced[j], 0) for j, k in enumerate(keys)}
+    gain = np.where(once, np.maximum(0, mv.real - mv.keep), 0)
+    for port, served in ports:
+        js = [
+            mv.row[k]
+            for k in served
+            if k in mv.row and not (traffic[k[0]].spec.output and k[2] in (TO_LOW, FROM_HIGH))
+        ]
+        if not js:
+            continue
+        spare = np.maximum(0, (port.bw_bits - reserved[js].sum(axis=0)) / port.bw_bits * compute)
+        if len(js) == 1:
+            reduced = np.minimum(gain[js], spare)
+        else:  # the longest move made once first
+            order = np.argsort(np.where(once[js], -mv.real[js], np.inf), axis=0, kind="stable")
+            cols = np.arange(len(compute))
+            stacked = gain[js]
+            reduced = np.zeros_like(stacked)
+            for idx in order:
+                cut = np.minimum(stacked[idx, cols], spare)
+                reduced[idx, cols] = cut
+                spare = spare - cut
+        left = np.where(once[js] | often[js], mv.real[js] - reduced, 0)
+        part = {mv.keys[j]: left[i] for i, j in enumerate(js)}
+        loading |= part
+        if {k[0] for k in served} >= {"I", "W"}:
+            shared |= part.keys()
+    return loading, shared
 
 
 def _onload(
@@ -211,24 +235,24 @@ def latency(
 ) -> Latency:
     """ZigZag's latency_total2 and its parts, per mapping."""
     ports = nest.port_moves
-    timing = _timing(nest, traffic)
+    mv = _timing(nest, traffic, len(cycles))
+    happens = (mv.count > 0).any(axis=1)
+    # a lone move's stall: its own excess
+    excess = np.maximum(np.where(mv.count > 0, (mv.real - mv.allowed) * (mv.count - 1), 0), 0)
     names = [lv.name for lv in nest.hw.memories]
     level_stall = np.zeros((len(cycles), len(names)))
-    for _, keys in ports:
-        served = [(traffic[k[0]].moves[k[1], k[2]], *timing[k]) for k in keys if k in timing]
-        port_stall = _port_stall(served)
-        if port_stall.size:
-            col = names.index(traffic[keys[0][0]].spec.levels[keys[0][1]].name)
-            level_stall[:, col] = np.maximum(level_stall[:, col], port_stall)
+    for _, served in ports:
+        js = [mv.row[k] for k in served if k in mv.row and happens[mv.row[k]]]
+        if not js:
+            continue
+        if len(js) == 1:
+            port_stall = excess[js[0]]
+        else:
+            port_stall = _port_stall(mv.real[js], mv.allowed[js], mv.count[js], mv.period[js])
+        col = names.index(traffic[served[0][0]].spec.levels[served[0][1]].name)
+        level_stall[:, col] = np.maximum(level_stall[:, col], port_stall)
     stall = level_stall.max(axis=1, initial=0)
-
-    loading: dict[Key, np.ndarray] = {}
-    shared: set[Key] = set()
-    for port, keys in ports:
-        part = _loading(port, keys, traffic, timing, cycles + stall)
-        loading |= part
-        if {k[0] for k in keys} >= {"I", "W"}:
-            shared |= part.keys()
+    loading, shared = _loading(ports, mv, traffic, cycles + stall)
     onload = _onload(traffic, loading, shared, len(cycles))
     offload = np.zeros(len(cycles))
     for op in ("O", "V"):
