@@ -647,8 +647,8 @@ def _loading_bound(
             [
                 lambda: in_once,
                 x_min,
-                lambda: either(x_min() + in_once, lambda s: coupled(port, (), i, in_floor, s)),
                 lambda: x_min() + in_floor,
+                lambda: either(x_min() + in_once, lambda s: coupled(port, (), i, in_floor, s)),
             ],
         ]
         if "O" in links and links["O"][1] == port:
@@ -672,19 +672,19 @@ def _loading_bound(
                 [
                     lambda: cycles + out_often + in_floor,
                     lambda: x_plus(out_often, o),
+                    lambda: x_plus(out_often, o) + in_floor,
                     lambda: either(
                         in_once + x_plus(out_often, o), lambda s: coupled(port, o, i, in_floor, s)
                     ),
-                    lambda: x_plus(out_often, o) + in_floor,
                 ],
                 [
                     lambda: in_once + out_once,
                     x_min,
+                    lambda: x_min() + in_floor + out_floor,
                     lambda: either(
                         x_min() + in_once + out_once,
                         lambda s: coupled(port, (), i + o, in_floor + out_floor, s),
                     ),
-                    lambda: x_min() + in_floor + out_floor,
                 ],
             ]
         rival = "I" if op == "W" else "W"
