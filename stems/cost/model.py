@@ -275,7 +275,9 @@ def _accesses(
     elements, bits, words, pj = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     holds = np.zeros(shape[1:3], dtype=bool)
     rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
-    where, moves = [], []  # per access: (operand, level, direction) and (move, port, level, operand)
+    # per access: (operand, level, direction), its move, port and pJ per bit; and the accesses of
+    # levels that move only non-zero data, with the operand's (rate, bits)
+    where, moves, ports, pj_bit, sparse = [], [], [], [], {}
     for o, spec in enumerate(nest.operands):
         for m, lv in enumerate(spec.levels):
             l = levels.index(lv.name)
@@ -285,28 +287,26 @@ def _accesses(
                 port = nest.port_of.get((spec.name, m, direction))
                 if move is not None and port is not None:  # (none: the outermost level's beyond itself)
                     where.append((o, l, d))
-                    moves.append((move, port, lv.pj_per_bit(spec.name, direction), lv, spec))
+                    moves.append(move)
+                    ports.append(port)
+                    pj_bit.append([lv.pj_per_bit(spec.name, direction)])
+                    if lv.skips_zeros and spec.name in rates:
+                        sparse[len(where) - 1] = (rates[spec.name], spec.bits)
     if not where:
         return elements, bits, words, pj, holds
     at = (slice(None), *np.array(where).T)
     amount, move_bits, count, instances = (
-        np.array([getattr(mv[0], field) for mv in moves])
-        for field in ("amount", "bits", "count", "instances")
+        np.array([getattr(mv, field) for mv in moves]) for field in ("amount", "bits", "count", "instances")
     )
-    min_bits, bw, pj_bit = (
-        np.array([[mv[1].min_bits] for mv in moves]),
-        np.array([[mv[1].bw_bits] for mv in moves]),
-        np.array([[mv[2]] for mv in moves]),
-    )
+    min_bits = np.array([[p.min_bits] for p in ports])
     elements[at] = (amount * count * instances).T
     rounded = min_bits * np.ceil(amount * move_bits / min_bits)
-    for j, (move, port, _, lv, spec) in enumerate(moves):  # levels that move only non-zero data
-        if lv.skips_zeros and spec.name in rates:
-            rounded[j] = _nonzero(move, port.min_bits, rates[spec.name], spec.bits, rounded[j])
+    for j, (rate, final_bits) in sparse.items():
+        rounded[j] = _nonzero(moves[j], ports[j].min_bits, rate, final_bits, rounded[j])
     moved = rounded * count * instances
     bits[at] = moved.T
-    words[at] = (moved / bw).T
-    pj[at] = (moved * pj_bit).T
+    words[at] = (moved / np.array([[p.bw_bits] for p in ports])).T
+    pj[at] = (moved * np.array(pj_bit)).T
     return elements, bits, words, pj, holds
 
 

@@ -176,6 +176,19 @@ def local_search(
     return list(zip(cur, keys, strict=True))
 
 
+def least_busy(
+    nest, u: Unrolling, port, memo: dict | None, deadline: float, grid=None
+) -> tuple[Lattice, list, int, float | None]:
+    """u's busy-cycle lattice on `port` and its optima (shared levels split, `_solve_shared`), the
+    lattice solves spent, and the best open bound if the deadline stopped it. `memo`:
+    `operand_terms`' memo of the nest."""
+    from stems.search.intra import _solve_shared
+
+    lat = Lattice(nest, u, port=port, grid=grid, memo=memo, kind="busy")
+    found, k, open_bound = _solve_shared(lat, math.inf, deadline)
+    return lat, found, k, open_bound
+
+
 def scout(
     layer: Layer,
     hw: Hardware,
@@ -192,16 +205,13 @@ def scout(
     memo of the nest, which the search's later lattices of these unrollings share; `solved` (a
     dict): each unrolling's busy lattice and its optima are stored there, for the search's main loop,
     which needs the same ones."""
-    from stems.search.intra import _solve_shared
-
     nest = nest_of(layer, hw)
     seeds = []
     solves = 0
     for u in space:
         if time.perf_counter() > deadline:
             break
-        lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
-        found, k, open_bound = _solve_shared(lat, math.inf, deadline)
+        lat, found, k, open_bound = least_busy(nest, u, port, memo, deadline)
         solves += k
         if solved is not None and open_bound is None:
             solved[u] = (lat, found)
@@ -862,8 +872,7 @@ def map_latency(
             if u in scouted:
                 lat, found = scouted.pop(u)
             else:
-                lat = Lattice(nest, u, port=port, memo=terms, kind="busy")
-                found, k, _ = _solve_shared(lat, math.inf, deadline)
+                lat, found, k, _ = least_busy(nest, u, port, terms, deadline)
                 n_dp += k
             grid = lat.grid
             if not found:
@@ -921,8 +930,7 @@ def map_latency(
             for port in ports[1:3]:
                 if time.perf_counter() > deadline:
                     break
-                plat = Lattice(nest, u, port=port, grid=grid, memo=terms, kind="busy")
-                pfound, k, _ = _solve_shared(plat, math.inf, deadline)
+                _, pfound, k, _ = least_busy(nest, u, port, terms, deadline, grid)
                 n_dp += k
                 if pfound:
                     r_min = min(x[0] for x in pfound)
