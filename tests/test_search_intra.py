@@ -682,6 +682,67 @@ def test_need_charges_are_the_bandwidth_the_cost_model_reserves_for_prefetching(
     assert checked >= 50 and loaded >= 10
 
 
+def test_a_move_repeats_only_where_a_loop_indexing_its_operand_is_left_above_its_event() -> None:
+    """The latency bound splits each link into repeating or made once by its event point alone
+    (`OperandTerms.repeats`, `made_once`). On random mappings, at every operand's raised cut (the
+    point its event charges): a move the cost model makes twice or more lies where `repeats` holds,
+    one made once where `made_once` does; and `repeats` is narrower than "some loop is left above"
+    (a point with only loops that do not index the operand above it is never a raised cut)."""
+    from stems.cost.encode import encode
+    from stems.cost.sample import random_cuts, random_order
+    from stems.cost.traffic import FROM_HIGH, operand_traffic
+    from stems.search.intra_latency import split_primes
+    from stems.search.lattice import Grid, operand_terms
+    from stems.workload.model import LOOP_DIMS
+
+    rng = random.Random(11)
+    cases = [
+        ("tpu_like", _ann_conv("c", Dims(K=64, C=32, OY=4, OX=4, FY=3, FX=3), (1, 1, 1, 1), (4, 4))),
+        ("tpu_like", Layer("fc", Op.DENSE, Dims(K=200, C=256), precision=ANN)),
+        ("stems-edge", sew_block(t=2).layer("c1")),
+    ]
+    checked = {"repeats": 0, "once": 0}
+    narrower = 0
+    for hw_name, layer in cases:
+        hw = load_hardware(hw_name)
+        nest = nest_of(layer, hw)
+        for u in unrollings(nest)[::5]:
+            grid = Grid(u.trips)
+            terms = {o.name: operand_terms(nest, u, grid, o) for o in nest.operands}
+            for t in terms.values():
+                narrower += int((grid.count(t.absent_dims) >= 2).sum() - t.repeats.sum())
+            maps = []
+            for _ in range(20):
+                order = random_order(nest, u.as_dict(), rng)
+                maps.append(split_primes(Mapping.of(u.as_dict(), order, random_cuts(nest, len(order), rng))))
+            enc = encode(nest, maps)
+            for o in nest.operands:
+                traffic = operand_traffic(nest, enc, o)
+                skip = set(o.reuse) | set(o.absent)
+                for row, m in enumerate(maps):
+                    loops = m.temporal
+                    cuts = dict(dict(m.cuts)[o.name])
+                    for a in range(1, len(o.levels)):
+                        move = traffic.moves.get((a - 1, FROM_HIGH))
+                        if move is None:
+                            continue
+                        c = cuts[o.levels[a - 1].name]
+                        while c < len(loops) and loops[c][0] in skip:
+                            c += 1  # stationarity raises the cut past the loops that do not index o
+                        point = tuple(
+                            sum(1 for dim, f in loops[:c] if LOOP_DIMS.index(dim) == d and f == p)
+                            for d, p, _ in grid.axes
+                        ) or (0,)
+                        count = int(move.count[row])
+                        if count >= 2:
+                            assert terms[o.name].repeats[point], (hw_name, layer.name, o.name, a, m)
+                            checked["repeats"] += 1
+                        elif count == 1:
+                            assert terms[o.name].made_once[point], (hw_name, layer.name, o.name, a, m)
+                            checked["once"] += 1
+    assert min(checked.values()) >= 50 and narrower > 0, (checked, narrower)
+
+
 def test_the_tie_search_finds_an_optimum_that_fits_the_shared_level() -> None:
     """SEW-ResNet-18's blocks.0.c1 on stems-edge, its most parallel unrolling, V's share of the shared
     global buffer capped (a branch of `_solve_shared`): the optimum's first tie overflows the buffer,

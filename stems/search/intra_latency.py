@@ -333,7 +333,7 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float
     is that innermost tile) and the upper end's tile sent to `fanout` copies, above at least
     min(r, 1). Where an output's move carries partial sums, the final ones still take a cycle."""
     terms = next(t for t in lat.terms if t.spec.name == op)
-    every = lat.grid.count(terms.absent_dims)
+    repeats, made_once = terms.repeats, terms.made_once
     near = np.broadcast_to(terms.near[a], lat.grid.shape)
     if terms.spec.output:
         lo, _ = terms.rate[a]
@@ -346,14 +346,14 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float
     fits = held <= (terms.spec.levels[a - 1].size_bits if a else math.inf)
     slower = np.where(fits, np.maximum(real, near), math.inf)
     real = np.where(fits, real, math.inf)
-    often = float(slower[every >= 2].min()) if (every >= 2).any() else math.inf
+    often = float(slower[repeats].min()) if repeats.any() else math.inf
     if a == 1:
         kept = np.maximum(np.ceil(real / terms.fanout[a]), near)
         real = slower
     else:
         kept = np.minimum(real, 1.0)
-    once = float(real[every == 1].min()) if (every == 1).any() else math.inf
-    floor = float(kept[every == 1].min()) if (every == 1).any() else math.inf
+    once = float(real[made_once].min()) if made_once.any() else math.inf
+    floor = float(kept[made_once].min()) if made_once.any() else math.inf
     return often, once, floor
 
 
@@ -706,9 +706,12 @@ def _loading_bound(
         # once; op's first transfers count at least the other's least (`Lattice(at_least=...)`)
         b, _ = links[rival]
         r_often, _, r_floor = _first_transfers(probe, rival, b)
-        every = grid.count(next(t for t in probe.terms if t.spec.name == rival).absent_dims)
+        rival_terms = next(t for t in probe.terms if t.spec.name == rival)
         parts = []
-        for name, where, floor in (("repeats", every >= 2, r_often), ("once", every == 1, r_floor)):
+        for name, where, floor in (
+            ("repeats", rival_terms.repeats, r_often),
+            ("once", rival_terms.made_once, r_floor),
+        ):
             scope[:] = [name, {(rival, b): where}, {op: floor}]
             parts.append(least_case([[*c, lambda f=floor: x_min() + f] for c in cases], goal))
         scope[:] = [None, None, {}]

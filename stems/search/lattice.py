@@ -290,13 +290,24 @@ class OperandTerms:
         # the first transfer too (finished outputs only), where the move repeats: the slower end of
         # the link; or where it is made once: the upper end, or the lower end at a = 1 (prefetching
         # cannot shorten that one, see `operand_terms`)
-        every = self.grid.count(self.absent_dims)
         if not self.once or a == 1:
             first = np.maximum(first, self.near[a])
         first = np.maximum(first, self.at_least)
         if self.spec.output:
             first = np.where(self.ps_small[a], 0.0, first)
-        return np.where(every == 1 if self.once else every >= 2, charge + first, INF)
+        return np.where(self.made_once if self.once else self.repeats, charge + first, INF)
+
+    @property
+    def made_once(self) -> np.ndarray:
+        """Where the operand's move at an event point is made once: no loop left above it."""
+        return self.grid.count(self.absent_dims) == 1
+
+    @property
+    def repeats(self) -> np.ndarray:
+        """Where a mapping's move at an event point repeats: a loop that indexes the operand is left
+        above it. An event point is a raised cut (`stems.search.lattice`): a loop that does not index
+        the operand is never right above one, so where only such loops are left, the move is made once."""
+        return self.grid.count(self.absent_dims | self.reuse_dims) >= 2
 
     def _charge(self, a: int) -> np.ndarray:
         shape = self.grid.shape
