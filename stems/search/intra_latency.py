@@ -644,6 +644,11 @@ def _loading_bound(
         def x_min() -> float:  # X over all mappings
             return max(cycles + least(port, (), "stall"), least(port))
 
+        def x_terms(designated: tuple) -> list:
+            """X (+ r) over the mappings repeating the `designated` links, as a case's terms: busy
+            cycles and cycles + overrun, each a lattice bound (`lagrange` may blend them)."""
+            return [lambda kind=kind: least_term(port, designated, kind) for kind in ("busy", "stall")]
+
         def x_plus(first: float, designated: tuple) -> float:  # X + r over the mappings repeating it
             return max(cycles + first, least(port, designated), cycles + least(port, designated, "stall"))
 
@@ -656,7 +661,7 @@ def _loading_bound(
             ],
             [
                 lambda: in_once,
-                x_min,
+                *x_terms(()),
                 lambda: x_min() + in_floor,
                 lambda: either(x_min() + in_once, lambda s: coupled(port, (), i, in_floor, s)),
             ],
@@ -673,7 +678,7 @@ def _loading_bound(
                 ],
                 [
                     lambda: cycles + in_often + out_floor,
-                    lambda: x_plus(in_often, i),
+                    *x_terms(i),
                     lambda: either(
                         out_once + x_plus(in_often, i), lambda s: coupled(port, i, o, out_floor, s)
                     ),
@@ -681,7 +686,7 @@ def _loading_bound(
                 ],
                 [
                     lambda: cycles + out_often + in_floor,
-                    lambda: x_plus(out_often, o),
+                    *x_terms(o),
                     lambda: x_plus(out_often, o) + in_floor,
                     lambda: either(
                         in_once + x_plus(out_often, o), lambda s: coupled(port, o, i, in_floor, s)
@@ -689,7 +694,7 @@ def _loading_bound(
                 ],
                 [
                     lambda: in_once + out_once,
-                    x_min,
+                    *x_terms(()),
                     lambda: x_min() + in_floor + out_floor,
                     lambda: either(
                         x_min() + in_once + out_once,
