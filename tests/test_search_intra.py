@@ -396,6 +396,31 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
 
 
+def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
+    """ResNet-18's layer4.0.conv1 (256 -> 512 channels, 3x3, stride 2, 7x7 out) on tpu_like streams
+    its weights from DRAM: mappings with fewer, larger weight tiles overrun their periods, those with
+    more pay the busy cycles, and a blend of the two bounds stays just below the optimum (the
+    Lagrangian relaxation's gap). Split once by the weights' event (`branch`), each half's bounds
+    reach it: the optimum is proven. Without the split it is not."""
+    import stems.search.intra_latency as intra_latency
+
+    hw = load_hardware("tpu_like")
+    layer = Layer(
+        "l4c1",
+        Op.CONV,
+        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
+        precision=ANN,
+    )
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.OPTIMAL
+    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    monkeypatch.setattr(intra_latency, "BRANCH", 0.0)
+    plain = map_layer(layer, hw, "latency", use_cache=False)
+    assert plain.solve.status is Status.FEASIBLE
+    assert plain.solve.objective == r.solve.objective and plain.solve.best_bound < r.solve.best_bound
+
+
 def test_a_failed_proof_prices_its_lattice_minima() -> None:
     """ResNet-18's layer4.0.conv1 (512 x 256 channels, 3x3 at stride 2) on tpu_like: the local search
     stops at 152223 cycles, and the proof stays below it; the minimum of one of its blended bounds

@@ -26,8 +26,10 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 * Prove. With the final incumbent as target, the unrollings whose bound is below it are bounded
   again, each event kept only at points where what it alone costs stays below the target, and the
   lattice bounds of a case that stays below blended in pairs (a Lagrangian relaxation of their
-  maximum over one mapping). If no input's bound reaches the target, the one that came closest is
-  bounded again split by the other input's link on the same port (repeating or made once):
+  maximum over one mapping); a case the blends leave just below the target is split once in two
+  by one event's points (`BRANCH`), which closes a relaxation's gap. If no input's bound reaches
+  the target, the one that came closest is bounded again split by the other input's link on the
+  same port (repeating or made once):
   on-loading waits for both links, so its first transfers count at least the other's least.
   A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
   blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
@@ -64,6 +66,7 @@ PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima im
 MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for their minima (`_loading_bound`)
 SCOUT = 4  # latency: the rest are scouted when more unrollings than this are open (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
+BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split once (`_loading_bound`)
 
 
 def _value(objective: str, energy, latency, bound: float | None):
@@ -399,8 +402,9 @@ def _loading_bound(
     a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
     whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
     its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
-    max(f, g) of every mapping. If neither input's cases reach the target, the input that came
-    closest is bounded again in two sub-cases, the other input's outermost link on the same port
+    max(f, g) of every mapping. One that the blends leave within `BRANCH` below the goal is split
+    in two by an event's points, each half bounded alone (`branch`). If neither input's cases
+    reach the target, the input that came closest is bounded again in two sub-cases, the other input's outermost link on the same port
     repeating or made once (every lattice keeps to its points, `scope`): on-loading >= max of the two
     links' loading, so the input's first transfers count at least the other's least there, r or its
     floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
@@ -421,7 +425,7 @@ def _loading_bound(
     if busy is not None and not prove:  # the least busy cycles on the outermost port, already solved
         lat, value, chain = busy
         memo[ports[0], (), "busy", None] = _Bound(value, lat, chain)
-    goal = target - _inner_offload(nest)
+    goal = proof_goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
     specs = {s.name: s for s in nest.operands}
     firsts: dict = {}
@@ -430,6 +434,8 @@ def _loading_bound(
     # first transfers of the links designated), which every lattice of the current sub-case keeps to
     scope: list = [None, None, {}]
     lead: list = [None]  # the strongest lattice bound so far of the case being evaluated (`case`)
+    splitting = [True]  # whether a case may be split (`branch`: one level)
+    half: list = [None]  # in a split case's half: (the whole case's scope, the split event, its mask)
     spares: dict = {}
 
     def first(op: str, a: int, floor: float = 0.0):
@@ -509,18 +515,21 @@ def _loading_bound(
         b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=_both(f.lat.allowed, g.lat.allowed)))
         return b + ((1 - w) * f.const + w * g.const)
 
-    def lagrange(bounds: list[_Bound], goal: float) -> float:
+    def lagrange(bounds: list[_Bound], goal: float) -> tuple[float, Chain | None]:
         """max over w of min over mappings of (1 - w) f + w g, for the strongest bound f and each g
         that exceeds it at f's chain, most first, by cutting planes: each chain c adds the line
         w -> (1 - w) f(c) + w g(c) above that (concave) curve; the next w maximises the lowest line,
-        until the blend meets it. A pair whose lines already stay below `goal` is not solved."""
+        until the blend meets it. A pair whose lines already stay below `goal` is not solved. Also
+        the chain of the last blend solved (else of the first rival): where the blends turned to."""
         f = max(bounds)
         best = float(f)
+        other = None
         rivals = sorted(((b.at(f.chain), i) for i, b in enumerate(bounds) if b is not f), reverse=True)
         for at_f, i in rivals:
             g = bounds[i]
             if at_f <= f or best >= goal:
                 break
+            other = other or g.chain
             lines = [(float(f), at_f), (f.at(g.chain), float(g))]
             for _ in range(LAGRANGE_STEPS):
                 w, top = _highest_point(lines)
@@ -532,8 +541,61 @@ def _loading_bound(
                 best = max(best, float(b))
                 if b.chain is None or best >= goal:
                     break
+                other = b.chain
                 lines.append((f.at(b.chain), g.at(b.chain)))
-        return best
+        return best, other
+
+    def branch(terms, goal: float, lead_chain: Chain, other: Chain) -> float:
+        """A case split in two by one event's points, and the lesser of the two halves' values
+        (-inf if the first stays below `goal`: the split then cannot prove the case). The event is
+        the first of `lead_chain` placed elsewhere in `other`, and the halves divide its points on
+        the axis where the two places differ most, between them: a blend may stay below the goal
+        only because mappings of both kinds are open to it (the gap of a Lagrangian relaxation),
+        and each half keeps one kind out. One level: the halves' cases are not split again."""
+        places = {(e.operand, e.a): e.point for e in other.events}
+        event = next((e for e in lead_chain.events if places.get((e.operand, e.a), e.point) != e.point), None)
+        if event is None:
+            return -math.inf
+        p, q = event.point, places[event.operand, event.a]
+        axis = max(range(len(p)), key=lambda j: abs(p[j] - q[j]))
+        cut = min(p[axis], q[axis])
+        shape = [1] * len(grid.shape)
+        shape[axis] = grid.shape[axis]
+        below = np.arange(grid.shape[axis]).reshape(shape) <= cut
+        saved = list(scope)
+        parts = []
+        splitting[0] = False
+        for side in (below, ~below):
+            where = {(event.operand, event.a): np.broadcast_to(side, grid.shape)}
+            half[0] = (saved[0], (event.operand, event.a), where[event.operand, event.a])
+            scope[:] = [
+                (saved[0], event.operand, event.a, axis, cut, len(parts)),
+                _both(saved[1], where),
+                saved[2],
+            ]
+            parts.append(case(terms, goal))
+            if parts[-1] < goal:
+                break
+        scope[:] = saved
+        half[0] = None
+        splitting[0] = True
+        return min(parts) if parts[0] >= goal else -math.inf
+
+    def known(key: tuple) -> bool:
+        """Whether a term's bound (`memo` key, the scope last) is known. In a half of a split case
+        (`branch`), the whole case's bound of the same term is the half's too if its mapping keeps
+        to the half (restricted to fewer mappings, the least is then the same): it is stored."""
+        if key in memo or half[0] is None:
+            return key in memo
+        whole, event, mask = half[0]
+        b = memo.get((*key[:-1], whole))
+        if not isinstance(b, _Bound) or b.chain is None:
+            return False
+        point = next((e.point for e in b.chain.events if (e.operand, e.a) == event), None)
+        if point is None or not mask[point]:
+            return False
+        memo[key] = b
+        return True
 
     def coupled(port, often: tuple, once: tuple, more: float, some_spare: bool) -> float:
         """Least first transfers of the `often` links (where they repeat) and the `once` links (where
@@ -541,7 +603,7 @@ def _loading_bound(
         width, with points as `allowed` (`more`: the once links' floors) and, with `some_spare`, as
         `spare`."""
         key = (port, often, once, more, some_spare, scope[0])
-        if key not in memo:
+        if not known(key):
             narrow = spare(port) if some_spare else None
             lat = lattice(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
             memo[key] = least_chain(lat)
@@ -551,7 +613,7 @@ def _loading_bound(
         """The least `kind` charge on `port` where the `onload` links repeat (`lat`: its lattice, if
         already built)."""
         key = (port, onload, kind, scope[0])
-        if key not in memo:
+        if not known(key):
             memo[key] = least_chain(lat or lattice(port, kind, onload, onload=dict(onload)))
         return memo[key]
 
@@ -566,7 +628,7 @@ def _loading_bound(
         """A case's term: busy cycles ("busy") or cycles + overrun ("stall") on `port` (`least`);
         -inf if `below_lead`."""
         base = _x_offset(kind, cycles)
-        if (port, onload, kind, scope[0]) in memo:
+        if known((port, onload, kind, scope[0])):
             return least(port, onload, kind) + base
         lat = lattice(port, kind, onload, onload=dict(onload))
         return -math.inf if below_lead(lat, base) else least(port, onload, kind, lat) + base
@@ -585,7 +647,16 @@ def _loading_bound(
             if isinstance(x, _Bound) and x.chain is not None:
                 seen.append(x)
         if prove and len(seen) > 1:
-            value = max(value, lagrange(seen, goal))
+            low, other = lagrange(seen, goal)
+            value = max(value, low)
+            # only against the proof's own goal (a case's goal may be the least of the cases before it)
+            if (
+                splitting[0]
+                and other is not None
+                and goal == proof_goal
+                and goal * (1 - BRANCH) <= value < goal
+            ):
+                value = max(value, branch(terms, goal, max(seen).chain, other))
         return value
 
     def least_case(cases: list, goal: float) -> float:
@@ -603,7 +674,7 @@ def _loading_bound(
         `allowed` when the `designated` links repeat; their other first transfers (least) and `more`
         are added. A case's term: -inf if `below_lead`."""
         key = (other, op, kind, designated, more, scope[0])
-        if key not in memo:
+        if not known(key):
             own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
             charged = {op: TermsSum(own, first(op, a, scope[2].get(op, 0.0)))}
             add = sum(least_first(e) for e in designated if e != (op, a)) + more + _x_offset(kind, cycles)
