@@ -435,7 +435,9 @@ def _loading_bound(
     scope: list = [None, None, {}]
     lead: list = [None]  # the strongest lattice bound so far of the case being evaluated (`case`)
     splitting = [True]  # whether a case may be split (`branch`: one level)
-    half: list = [None]  # in a split case's half: (the whole case's scope, the split event, its mask)
+    # in a part of a split case (`branch`, or op_bound's sub-cases): the whole case's scope, the
+    # event whose points it divides, its part of them, and the input whose first transfers it floors
+    half: list = [None]
     spares: dict = {}
 
     def first(op: str, a: int, floor: float = 0.0):
@@ -562,12 +564,12 @@ def _loading_bound(
         shape = [1] * len(grid.shape)
         shape[axis] = grid.shape[axis]
         below = np.arange(grid.shape[axis]).reshape(shape) <= cut
-        saved = list(scope)
+        saved, saved_half = list(scope), half[0]
         parts = []
         splitting[0] = False
         for side in (below, ~below):
             where = {(event.operand, event.a): np.broadcast_to(side, grid.shape)}
-            half[0] = (saved[0], (event.operand, event.a), where[event.operand, event.a])
+            half[0] = (saved[0], (event.operand, event.a), where[event.operand, event.a], None)
             scope[:] = [
                 (saved[0], event.operand, event.a, axis, cut, len(parts)),
                 _both(saved[1], where),
@@ -577,17 +579,20 @@ def _loading_bound(
             if parts[-1] < goal:
                 break
         scope[:] = saved
-        half[0] = None
+        half[0] = saved_half
         splitting[0] = True
         return min(parts) if parts[0] >= goal else -math.inf
 
     def known(key: tuple) -> bool:
-        """Whether a term's bound (`memo` key, the scope last) is known. In a half of a split case
-        (`branch`), the whole case's bound of the same term is the half's too if its mapping keeps
-        to the half (restricted to fewer mappings, the least is then the same): it is stored."""
+        """Whether a term's bound (`memo` key, the scope last) is known. In a part of a split case
+        (`half`), the whole case's bound of the same term is the part's too if its mapping keeps to
+        the part and the term charges the same there (it does not designate the input whose first
+        transfers the part floors): restricted to fewer mappings, the least is then the same."""
         if key in memo or half[0] is None:
             return key in memo
-        whole, event, mask = half[0]
+        whole, event, mask, floored = half[0]
+        if floored is not None and _designates(key[:-1], floored):
+            return False
         b = memo.get((*key[:-1], whole))
         if not isinstance(b, _Bound) or b.chain is None:
             return False
@@ -789,8 +794,10 @@ def _loading_bound(
             ("once", rival_terms.made_once, r_floor),
         ):
             scope[:] = [name, {(rival, b): where}, {op: floor}]
+            half[0] = (None, (rival, b), where, op)
             parts.append(least_case([[*c, lambda f=floor: x_min() + f] for c in cases], goal))
         scope[:] = [None, None, {}]
+        half[0] = None
         return min(parts)
 
     inner = _inner_offload(nest)
@@ -809,6 +816,15 @@ def _loading_bound(
                 blended(f, g, w)
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
     return float(min(best, target)), n_dp
+
+
+def _designates(key: tuple, op: str) -> bool:
+    """Whether a `_loading_bound` term's key names `op`'s link: as the operand whose first transfer
+    it adds, or among the links it designates ((operand, event) pairs)."""
+    return any(
+        x == op or (isinstance(x, tuple) and any(isinstance(e, tuple) and e[:1] == (op,) for e in x))
+        for x in key
+    )
 
 
 def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, int], np.ndarray]:
