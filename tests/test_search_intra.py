@@ -421,6 +421,36 @@ def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     assert plain.solve.objective == r.solve.objective and plain.solve.best_bound < r.solve.best_bound
 
 
+def test_a_proof_takes_the_minima_of_earlier_bounds_that_keep_to_its_points() -> None:
+    """`_loading_bound(solved=...)`: a proof after a plain bound of the same unrolling (a target no
+    higher, so lattices on fewer points) takes every earlier minimum whose mapping keeps to its
+    points instead of solving again; its bound is the same as a proof's from scratch, for fewer
+    lattice solves."""
+    from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles
+    from stems.search.lattice import Grid
+
+    hw = load_hardware("tpu_like")
+    layer = Layer(
+        "l4c1",
+        Op.CONV,
+        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
+        precision=ANN,
+    )
+    nest = nest_of(layer, hw)
+    links = _outer_links(nest)
+    u = next(u for u in unrollings(nest) if u.used == (32, 32))
+    cycles, target = float(math.prod(u.trips)), 150783.0 - drain_cycles(hw, u)
+    solved: dict = {}
+    _loading_bound(nest, u, Grid(u.trips), links, cycles, math.inf, target + 500, {}, solved=solved)
+    assert solved
+    again, k_again = _loading_bound(
+        nest, u, Grid(u.trips), links, cycles, math.inf, target, {}, prove=True, solved=solved
+    )
+    fresh, k_fresh = _loading_bound(nest, u, Grid(u.trips), links, cycles, math.inf, target, {}, prove=True)
+    assert again == fresh and k_again < k_fresh
+
+
 def test_a_failed_proof_prices_its_lattice_minima() -> None:
     """ResNet-18's layer4.0.conv1 (512 x 256 channels, 3x3 at stride 2) on tpu_like: the local search
     stops at 152223 cycles, and the proof stays below it; the minimum of one of its blended bounds

@@ -372,6 +372,7 @@ def _loading_bound(
     prove: bool = False,
     minima: list | None = None,
     busy: tuple[Lattice, float, Chain] | None = None,
+    solved: dict | None = None,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -415,7 +416,10 @@ def _loading_bound(
     `minima` (a list): every lattice minimum met is appended as (lattice, chain); and if the bound
     stays below `target`, the minima of the `MINIMA_PAIRS` pairs whose blend came closest to the
     goal, at each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both
-    charges, so it is often a good mapping where neither term alone is; the caller prices them)."""
+    charges, so it is often a good mapping where neither term alone is; the caller prices them).
+    `solved` (a dict the caller keeps per unrolling): each term's lattice minimum, from this call
+    and earlier ones. A later call's target is no higher, so its lattices keep to fewer points of
+    the same charges: an earlier minimum whose mapping keeps to them is theirs too, without a solve."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -425,6 +429,8 @@ def _loading_bound(
     if busy is not None and not prove:  # the least busy cycles on the outermost port, already solved
         lat, value, chain = busy
         memo[ports[0], (), "busy", None] = _Bound(value, lat, chain)
+        if solved is not None:
+            solved[ports[0], (), "busy", None] = memo[ports[0], (), "busy", None]
     goal = proof_goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
     specs = {s.name: s for s in nest.operands}
@@ -480,17 +486,24 @@ def _loading_bound(
             spares[port] = out
         return spares[port]
 
-    def least_chain(lat: Lattice) -> _Bound:
-        """lat's least charge and its chain. Without a proof, a least above `goal` is not needed
-        exactly: every term adds a non-negative amount to its lattice's least and only asks whether
-        it reaches `goal` (the bound returned is at most the target), so the solve stops there."""
+    def least_chain(lat: Lattice, key: tuple | None = None) -> _Bound:
+        """lat's least charge and its chain (`key`: the term's, for `solved`). Without a proof, a
+        least above `goal` is not needed exactly: every term adds a non-negative amount to its
+        lattice's least and only asks whether it reaches `goal` (the bound returned is at most the
+        target), so the solve stops there."""
         nonlocal n_dp
-        cutoff = math.inf if prove else goal
-        found, k, _ = _solve_shared(lat, cutoff, deadline)
-        n_dp += k
-        if not found:
-            return _Bound(cutoff, lat, None)
-        value, chain = min(found, key=lambda x: x[0])
+        earlier = solved.get(key) if solved is not None and key is not None else None
+        if earlier is not None and lat.charge(earlier.chain) == float(earlier):
+            value, chain = float(earlier), earlier.chain
+        else:
+            cutoff = math.inf if prove else goal
+            found, k, _ = _solve_shared(lat, cutoff, deadline)
+            n_dp += k
+            if not found:
+                return _Bound(cutoff, lat, None)
+            value, chain = min(found, key=lambda x: x[0])
+            if solved is not None and key is not None:
+                solved[key] = _Bound(value, lat, chain)
         if minima is not None:
             minima.append((lat, chain))
         return _Bound(value, lat, chain)
@@ -611,7 +624,7 @@ def _loading_bound(
         if not known(key):
             narrow = spare(port) if some_spare else None
             lat = lattice(port, "need", often, more, narrow, onload=dict(often), once=dict(once))
-            memo[key] = least_chain(lat)
+            memo[key] = least_chain(lat, key)
         return memo[key]
 
     def least(port, onload: tuple = (), kind: str = "busy", lat: Lattice | None = None) -> float:
@@ -619,7 +632,7 @@ def _loading_bound(
         already built)."""
         key = (port, onload, kind, scope[0])
         if not known(key):
-            memo[key] = least_chain(lat or lattice(port, kind, onload, onload=dict(onload)))
+            memo[key] = least_chain(lat or lattice(port, kind, onload, onload=dict(onload)), key)
         return memo[key]
 
     def below_lead(lat: Lattice, more: float) -> bool:
@@ -686,7 +699,7 @@ def _loading_bound(
             lat = lattice(other, kind, designated, more, known=charged)
             if below_lead(lat, add):
                 return -math.inf
-            memo[key] = least_chain(lat) + add
+            memo[key] = least_chain(lat, key) + add
         return memo[key]
 
     def op_bound(op: str, goal: float, split: bool = False) -> float:
@@ -935,6 +948,7 @@ def map_latency(
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
     scouted: dict = {}  # the scout's busy lattices and optima, which the main loop reuses
+    reuse: dict = {}  # per unrolling, the loading bound's lattice minima (`_loading_bound`'s `solved`)
     scout_done = False
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
     for idx, u in enumerate(ordered):
@@ -991,7 +1005,18 @@ def map_latency(
                 better(key, m)
         if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
             target = latency_target(found) - drain[u]
-            bound, k = _loading_bound(nest, u, grid, links, cycles[u], deadline, target, terms, busy=busy)
+            bound, k = _loading_bound(
+                nest,
+                u,
+                grid,
+                links,
+                cycles[u],
+                deadline,
+                target,
+                terms,
+                busy=busy,
+                solved=reuse.setdefault(u, {}),
+            )
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):
@@ -1061,7 +1086,17 @@ def map_latency(
             target = best_key[0] - drain[u]
             minima: list = []
             bound, k = _loading_bound(
-                nest, u, grid, links, cycles[u], deadline, target, terms, prove=True, minima=minima
+                nest,
+                u,
+                grid,
+                links,
+                cycles[u],
+                deadline,
+                target,
+                terms,
+                prove=True,
+                minima=minima,
+                solved=reuse.setdefault(u, {}),
             )
             n_dp += k
             bounds[idx] = max(bounds[idx], bound + drain[u])
