@@ -396,6 +396,17 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
 
 
+def _resnet_layer4_conv1() -> Layer:
+    """ResNet-18's layer4.0.conv1: 256 -> 512 channels, 3x3, stride 2, 7x7 out."""
+    return Layer(
+        "l4c1",
+        Op.CONV,
+        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
+        precision=ANN,
+    )
+
+
 def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     """ResNet-18's layer4.0.conv1 (256 -> 512 channels, 3x3, stride 2, 7x7 out) on tpu_like streams
     its weights from DRAM: mappings with fewer, larger weight tiles overrun their periods, those with
@@ -405,13 +416,7 @@ def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     import stems.search.intra_latency as intra_latency
 
     hw = load_hardware("tpu_like")
-    layer = Layer(
-        "l4c1",
-        Op.CONV,
-        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
-        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
-        precision=ANN,
-    )
+    layer = _resnet_layer4_conv1()
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
@@ -430,13 +435,7 @@ def test_a_proof_takes_the_minima_of_earlier_bounds_that_keep_to_its_points() ->
     from stems.search.lattice import Grid
 
     hw = load_hardware("tpu_like")
-    layer = Layer(
-        "l4c1",
-        Op.CONV,
-        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
-        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
-        precision=ANN,
-    )
+    layer = _resnet_layer4_conv1()
     nest = nest_of(layer, hw)
     links = _outer_links(nest)
     u = next(u for u in unrollings(nest) if u.used == (32, 32))

@@ -947,8 +947,16 @@ def map_latency(
 
     links = _outer_links(nest)
     terms: dict = {}  # operand_terms' memo, shared by the bound's lattices
-    scouted: dict = {}  # the scout's busy lattices and optima, which the main loop reuses
     reuse: dict = {}  # per unrolling, the loading bound's lattice minima (`_loading_bound`'s `solved`)
+
+    def loading_bound(u, grid, target: float, **options) -> tuple[float, int]:
+        """`_loading_bound` of u below `target` (latency less drain), with this layer's memos."""
+        solved = reuse.setdefault(u, {})
+        return _loading_bound(
+            nest, u, grid, links, cycles[u], deadline, target, terms, solved=solved, **options
+        )
+
+    scouted: dict = {}  # the scout's busy lattices and optima, which the main loop reuses
     scout_done = False
     ordered = sorted(space, key=lambda u: (cycles[u] + drain[u], u.trips))
     for idx, u in enumerate(ordered):
@@ -1004,19 +1012,7 @@ def map_latency(
             ):
                 better(key, m)
         if found != [] and not (objective == "latency" and low >= best_key[0] * (1 - REL)):
-            target = latency_target(found) - drain[u]
-            bound, k = _loading_bound(
-                nest,
-                u,
-                grid,
-                links,
-                cycles[u],
-                deadline,
-                target,
-                terms,
-                busy=busy,
-                solved=reuse.setdefault(u, {}),
-            )
+            bound, k = loading_bound(u, grid, latency_target(found) - drain[u], busy=busy)
             n_dp += k
             low = max(low, bound + drain[u])
         if objective == "latency" and low >= best_key[0] * (1 - REL):
@@ -1083,21 +1079,8 @@ def map_latency(
         for idx, u, grid in sorted(recheck, key=lambda x: bounds[x[0]]):
             if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
                 continue
-            target = best_key[0] - drain[u]
             minima: list = []
-            bound, k = _loading_bound(
-                nest,
-                u,
-                grid,
-                links,
-                cycles[u],
-                deadline,
-                target,
-                terms,
-                prove=True,
-                minima=minima,
-                solved=reuse.setdefault(u, {}),
-            )
+            bound, k = loading_bound(u, grid, best_key[0] - drain[u], prove=True, minima=minima)
             n_dp += k
             bounds[idx] = max(bounds[idx], bound + drain[u])
             if bounds[idx] < best_key[0] * (1 - REL):
