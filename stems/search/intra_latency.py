@@ -405,11 +405,11 @@ def _loading_bound(
     its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
     max(f, g) of every mapping. One that the blends leave within `BRANCH` below the goal is split
     in two by an event's points, each half bounded alone (`branch`). If neither input's cases
-    reach the target, the input that came closest is bounded again in two sub-cases, the other input's outermost link on the same port
-    repeating or made once (every lattice keeps to its points, `scope`): on-loading >= max of the two
-    links' loading, so the input's first transfers count at least the other's least there, r or its
-    floor f (`Lattice(at_least=...)`), and X + that least is one more term; the lesser sub-case
-    bounds the input.
+    reach the target, the input that came closest is bounded again in two sub-cases, the other
+    input's outermost link on the same port repeating or made once (every lattice keeps to its
+    points, `scope`): on-loading >= max of the two links' loading, so the input's first transfers
+    count at least the other's least there, r or its floor f (`Lattice(at_least=...)`), and X +
+    that least is one more term; the lesser sub-case bounds the input.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
     `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
     designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).

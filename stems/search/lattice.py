@@ -305,8 +305,9 @@ class OperandTerms:
     @property
     def repeats(self) -> np.ndarray:
         """Where a mapping's move at an event point repeats: a loop that indexes the operand is left
-        above it. An event point is a raised cut (`stems.search.lattice`): a loop that does not index
-        the operand is never right above one, so where only such loops are left, the move is made once."""
+        above it. An event point is a raised cut (`stems.search.lattice`): a loop that does not
+        index the operand is never right above one, so where only such loops are left, the move is
+        made once."""
         return self.grid.count(self.absent_dims | self.reuse_dims) >= 2
 
     def _charge(self, a: int) -> np.ndarray:
