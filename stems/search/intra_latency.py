@@ -418,19 +418,20 @@ def _loading_bound(
     goal, at each of `MINIMA_WEIGHTS` (a Lagrangian heuristic: a blend's minimum balances both
     charges, so it is often a good mapping where neither term alone is; the caller prices them).
     `solved` (a dict the caller keeps per unrolling): each term's lattice minimum, from this call
-    and earlier ones. A later call's target is no higher, so its lattices keep to fewer points of
-    the same charges: an earlier minimum whose mapping keeps to them is theirs too, without a solve."""
+    and earlier ones, with the goal that ruled its points. A call whose goal is no higher keeps to
+    fewer points of the same charges: an earlier minimum whose mapping keeps to them is its too,
+    without a solve."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
+    solved = {} if solved is None else solved
     skipped: list = []  # (top, f, g): pairs `lagrange` did not blend, as they cannot reach the goal
     memo: dict = {}
     ports = _ports(nest.hw, nest)
     if busy is not None and not prove:  # the least busy cycles on the outermost port, already solved
         lat, value, chain = busy
         memo[ports[0], (), "busy", None] = _Bound(value, lat, chain)
-        if solved is not None:
-            solved[ports[0], (), "busy", None] = memo[ports[0], (), "busy", None]
+        solved[ports[0], (), "busy", None] = (memo[ports[0], (), "busy", None], math.inf)
     goal = proof_goal = target - _inner_offload(nest)
     alone = _alone(nest, u, grid, cycles, terms) if prove and math.isfinite(goal) else {}
     specs = {s.name: s for s in nest.operands}
@@ -492,8 +493,12 @@ def _loading_bound(
         lattice's least and only asks whether it reaches `goal` (the bound returned is at most the
         target), so the solve stops there."""
         nonlocal n_dp
-        earlier = solved.get(key) if solved is not None and key is not None else None
-        if earlier is not None and lat.charge(earlier.chain) == float(earlier):
+        earlier, points = solved.get(key, (None, 0.0))
+        if (
+            earlier is not None
+            and points >= (goal if prove else math.inf)
+            and lat.charge(earlier.chain) == float(earlier)
+        ):
             value, chain = float(earlier), earlier.chain
         else:
             cutoff = math.inf if prove else goal
@@ -502,8 +507,10 @@ def _loading_bound(
             if not found:
                 return _Bound(cutoff, lat, None)
             value, chain = min(found, key=lambda x: x[0])
-            if solved is not None and key is not None:
-                solved[key] = _Bound(value, lat, chain)
+            if key is not None:
+                # the goal its points were ruled by (a proof's are fewer as the goal falls; none
+                # were ruled out without a proof)
+                solved[key] = (_Bound(value, lat, chain), goal if prove else math.inf)
         if minima is not None:
             minima.append((lat, chain))
         return _Bound(value, lat, chain)
