@@ -15,7 +15,7 @@ ZigZag's per-layer time is not reported by its API: only its total is.
 stems' wall is the median of `--repeat` runs (cache cleared each time), half of them before ZigZag's and
 half after: one 2 s run measures the host's speed over those 2 s only, while ZigZag's takes 80-110 s,
 so runs on both sides of it compare the two at the same host speed. Every run must give the same
-mappings and numbers (exit 1 if not).
+mappings and numbers (exit 1 if not); the per-layer times are the first run's.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> int:
     )
     ap.add_argument("--repeat", type=int, default=5, help="stems runs; its wall is their median")
     args = ap.parse_args()
+    args.repeat = max(args.repeat, 1)
     logging.disable(logging.WARNING)  # ZigZag logs every layer at INFO and warns on conv1's C=3
     try:
         inputs, layers = zigzag_resnet18()
