@@ -180,14 +180,14 @@ def local_search(
 
 
 def least_busy(
-    nest, u: Unrolling, port, memo: dict | None, deadline: float, grid=None
+    nest, u: Unrolling, port, memo: dict | None, deadline: float
 ) -> tuple[Lattice, list, int, float | None]:
     """u's busy-cycle lattice on `port` and its optima (shared levels split, `_solve_shared`), the
     lattice solves spent, and the best open bound if the deadline stopped it. `memo`:
     `operand_terms`' memo of the nest."""
     from stems.search.intra import _solve_shared
 
-    lat = Lattice(nest, u, port=port, grid=grid, memo=memo, kind="busy")
+    lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
     found, k, open_bound = _solve_shared(lat, math.inf, deadline)
     return lat, found, k, open_bound
 
@@ -1048,17 +1048,6 @@ def map_latency(
         exact = objective == "energy" and min(keys[: len(tied)])[0] <= u_bound * (1 + REL)
         if not exact:
             pool += [(key, m, u_bound) for key, m in zip(keys, seeds, strict=True)]
-        if u_bound < best_key[0] * (1 - REL):  # tighten the bound with the other ports
-            low2 = low
-            for port in ports[1:3]:
-                if time.perf_counter() > deadline:
-                    break
-                _, pfound, k, _ = least_busy(nest, u, port, terms, deadline, grid)
-                n_dp += k
-                if pfound:
-                    r_min = min(x[0] for x in pfound)
-                    low2 = max(low2, r_min + drain[u])
-            u_bound = objective_bound(low2, e_opt)
         if objective == "latency":
             recheck.append((len(bounds), u, grid))
         bounds.append(u_bound)
