@@ -348,6 +348,67 @@ def test_root_bound_never_exceeds_an_unrollings_optimum() -> None:
     assert checked > 50 and dropped > 0
 
 
+def test_origin_bound_is_the_root_bound_with_every_least_charge_zero() -> None:
+    """`origin_bound` reads from numbers what the lattice reads from its grids: which events are
+    confined (and to which axes), their charges at the origin, and the outputs' fixed terms; so it
+    equals `root_bound(upto=1)` with every event's least charge taken as 0, and stays below it."""
+    from stems.search.lattice import _cheapest_family, origin_bound
+
+    def zeroed(lat: Lattice) -> float:
+        confined = []
+        for t in lat.terms:
+            for k in range(t.first, min(t.n, 2)):
+                reach = t.reach(k)
+                if reach is None:
+                    return math.inf
+                axes = frozenset(
+                    ax
+                    for ax, (r, top) in enumerate(zip(reach, lat.full, strict=True))
+                    if (top if r is None else r)
+                )
+                if len(axes) < len(lat.full):
+                    confined.append((0.0, t.at_origin(k), axes))
+        return _cheapest_family(confined) + lat.fixed
+
+    edge = load_hardware("stems-edge")
+    tpu = load_hardware("tpu_like")
+    sew = [(x, hw) for x in sew_block(t=4) if x.op in (Op.CONV, Op.DENSE) for hw in (edge, tpu)]
+    # 8-bit weights: no tile fits stems-edge's 4-bit weight register, every unrolling is infeasible
+    w8 = _ann_conv("w8", Dims(K=8, C=4, OY=4, OX=4, FY=3, FX=3), (1, 1, 1, 1), (4, 4))
+    # a double-buffered 24-bit weight register: one 8-bit weight fits twice, two only once the K loop
+    # below is whole (no refill left to hide)
+    mini = {
+        "stems_hardware": 1,
+        "name": "mini-dbl",
+        "clock": "1GHz",
+        "array": {"D1": {"size": 2, "loops": ["K"]}},
+        "compute": {"op_energy": {"8x8": 0.5}, "scaling": "constant"},
+        "memories": {
+            "w_rf": _mem("24bit", ["W"], [], 0.01, 0.01, 8, 8, double=True),
+            "buf": _mem("2Kibit", ["I", "O", "V"], ["D1"], 0.5, 0.6, 64, 8),
+            "dram": _mem("1Mbit", ["I", "W", "O", "V"], ["D1"], 10.0, 12.0, 64, 64, "shared"),
+        },
+    }
+    dbl = [
+        (
+            Layer(f"k{k}b{b}", Op.DENSE, Dims(B=b, K=k, C=1), precision=ANN),
+            build_hardware(mini, path="mini-dbl"),
+        )
+        for k, b in ((4, 3), (8, 3), (2, 1))  # the last one's loops all unroll: a lattice of one point
+    ]
+    checked = infeasible = 0
+    for layer, hw in [(x, SPECS[spec]) for spec, x in CASES] + sew + [(w8, edge)] + dbl:
+        nest = nest_of(layer, hw)
+        for u in unrollings(nest):
+            lat = Lattice(nest, u)
+            bound, want = origin_bound(nest, u), zeroed(lat)
+            assert bound == want or math.isclose(bound, want, rel_tol=1e-12), (layer.name, u.as_dict())
+            assert bound <= lat.root_bound(upto=1) * (1 + 1e-12)
+            checked += 1
+            infeasible += bound == math.inf
+    assert checked > 200 and 0 < infeasible < checked, (checked, infeasible)
+
+
 def _ann_conv(name: str, dims: Dims, padding: tuple[int, int, int, int], input_yx: tuple[int, int]) -> Layer:
     return Layer(name, Op.CONV, dims, window=Window(padding=padding, input_yx=input_yx), precision=ANN)
 

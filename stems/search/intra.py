@@ -44,7 +44,7 @@ from stems.cost.sample import prime_factors
 from stems.errors import StemsInputError
 from stems.hardware.spec import Hardware
 from stems.search.intra_model import solve_unrolling
-from stems.search.lattice import Chain, Grid, Lattice
+from stems.search.lattice import Chain, Grid, Lattice, origin_bound
 from stems.search.solver import SolveOptions, SolveResult, Status
 from stems.search.spatial import Unrolling, unrollings
 from stems.workload.model import Layer, Op
@@ -273,8 +273,11 @@ def _bounded_lattice(nest: Nest, u: Unrolling, grid: Grid, cutoff: float, memo: 
 
     Building an operand's event terms is most of the cost of a pruned unrolling, and the innermost
     events (an input's bottom reuse run, the registers) carry most of the bound, through the
-    confined events of `Lattice.root_bound`; so that bound is taken first over events 0 and 1 of
+    confined events of `Lattice.root_bound` and their charges at the origin; so the bound is taken
+    first from those charges alone (`origin_bound`, no lattice built), then over events 0 and 1 of
     every operand (the other events' terms are not built when it prunes), then over all events."""
+    if math.isfinite(cutoff) and origin_bound(nest, u) > cutoff:
+        return None
     lat = Lattice(nest, u, grid=grid, memo=memo)
     if lat.root_bound(upto=1) > cutoff or lat.root_bound() > cutoff:
         return None

@@ -540,40 +540,11 @@ def operand_terms(
     rows, below, instances, sp_open, seen = _spatial(spec, info, u.sp)
     trips = [1 if d in absent else t for d, t in enumerate(grid.trips)]
     total = math.prod(trips)
-    fanout = []
-    prev = [1.0] * nd
-    prev_elements = _elements_scalar(nest, spec, prev)
-    for e in range(n):
-        level_rows = [r for x, r in rows if x == e]
-        if level_rows:
-            here = [1.0] * nd
-            for r in level_rows:
-                here = list(map(operator.mul, here, r))
-            prev = list(map(operator.mul, prev, here))
-            elements = _elements_scalar(nest, spec, prev)
-            fanout.append(float(round(elements / prev_elements)))
-            prev_elements = elements
-        else:
-            fanout.append(1.0)
+    fanout = _fanout(nest, spec, rows)
     reuse_left = any(trips[d] > 1 for d in reuse)
     busy = port is not None
     count = None  # transfers per point: built with the first full-grid charge (OperandTerms.counts)
-
-    def rate(level, direction, amount, bits, inst):
-        """pJ per transfer of `amount` elements at `bits` through the port of level index `level` (0
-        without a port); with `port`: cycles per transfer if it goes through that port."""
-        lv = spec.levels[level]
-        pt, pj = info.ports[level, direction]
-        if pt is None:
-            return 0.0
-        if need is not None:  # raw bits of the loads only (an output's partial sums going down are not)
-            down = spec.output and direction in (TO_LOW, FROM_HIGH)
-            return amount * bits if pt == port and not down else 0.0
-        if busy:
-            return np.ceil(amount * bits / pt.bw_bits) if pt == port else 0.0
-        if pj == 0.0:
-            return 0.0
-        return _rounded(lv, pt, spec, amount, bits, rates) * (inst * pj)
+    rate = _rate_of(spec, info, rates, port, need)
 
     remaining = ~grid.full_of(reuse - absent) if spec.output else None  # a reuse loop remains above
     whole = grid.full_of(nonreuse - absent) if any(lv.double_buffered for lv in spec.levels) else None
@@ -593,25 +564,10 @@ def operand_terms(
         tile = np.rint(
             _elements(nest, spec, [sizes[d] * scale[d] if scale[d] != 1.0 else sizes[d] for d in range(nd)])
         )
-        lo, hi = a - 1, a
+        lo = a - 1
+        out.rate[a] = _event_rate(rate, spec, a, tile, fanout, instances)
         if spec.output:
-            coef = []
-            for ps in (False, True):
-                bits = spec.psum_bits if ps else spec.bits
-                down = tile * fanout[a]
-                c = rate(hi, FROM_LOW, down, bits, instances[a + 1]) + rate(
-                    lo, TO_HIGH, tile, bits, instances[a]
-                )
-                if ps:
-                    c = c + rate(hi, TO_LOW, down, bits, instances[a + 1])
-                    c = c + rate(lo, FROM_HIGH, tile, bits, instances[a])
-                coef.append(c)
-            out.rate[a] = (coef[0], coef[1])
             out.always_psum[a] = sp_open[a + 1]
-        else:
-            c = rate(hi, TO_LOW, tile * fanout[a], spec.bits, instances[a + 1])
-            c = c + rate(lo, FROM_HIGH, tile, spec.bits, instances[a])
-            out.rate[a] = c
         if port is not None:
             pt = info.ports[lo, TO_HIGH if spec.output else FROM_HIGH][0]
             out.near[a] = np.ceil(tile * spec.bits / pt.bw_bits) if pt is not None else 0.0
@@ -682,6 +638,150 @@ def operand_terms(
         if shared is None:
             memo[key] = out
     return out
+
+
+def _fanout(nest: Nest, spec: OperandSpec, rows: list) -> list[float]:
+    """Per level: copies of a tile the level sends down at once (the unique elements of the array
+    dimensions entering there, `_spatial`'s rows)."""
+    nd = len(LOOP_DIMS)
+    out = []
+    prev = [1.0] * nd
+    prev_elements = _elements_scalar(nest, spec, prev)
+    for e in range(len(spec.levels)):
+        level_rows = [r for x, r in rows if x == e]
+        if level_rows:
+            here = [1.0] * nd
+            for r in level_rows:
+                here = list(map(operator.mul, here, r))
+            prev = list(map(operator.mul, prev, here))
+            elements = _elements_scalar(nest, spec, prev)
+            out.append(float(round(elements / prev_elements)))
+            prev_elements = elements
+        else:
+            out.append(1.0)
+    return out
+
+
+def _rate_of(spec: OperandSpec, info: _SpecInfo, rates: dict[str, float], port, need: float | None):
+    """rate(level, direction, amount, bits, instances): pJ per transfer of `amount` elements at `bits`
+    through the port of level index `level` (0 without a port); with `port`: cycles per transfer if
+    it goes through that port; with `need` too: the raw bits of the loads on it (see operand_terms)."""
+
+    def rate(level, direction, amount, bits, inst):
+        lv = spec.levels[level]
+        pt, pj = info.ports[level, direction]
+        if pt is None:
+            return 0.0
+        if need is not None:  # raw bits of the loads only (an output's partial sums going down are not)
+            down = spec.output and direction in (TO_LOW, FROM_HIGH)
+            return amount * bits if pt == port and not down else 0.0
+        if port is not None:
+            return np.ceil(amount * bits / pt.bw_bits) if pt == port else 0.0
+        if pj == 0.0:
+            return 0.0
+        return _rounded(lv, pt, spec, amount, bits, rates) * (inst * pj)
+
+    return rate
+
+
+def _event_rate(rate, spec: OperandSpec, a: int, tile, fanout: list[float], instances: list[float]):
+    """The charge per transfer of event a's move for a tile of level a-1 (`tile` elements, an array
+    or a number): an output's as a pair, without and with partial sums."""
+    lo, hi = a - 1, a
+    down = tile * fanout[a]
+    if not spec.output:
+        return rate(hi, TO_LOW, down, spec.bits, instances[a + 1]) + rate(
+            lo, FROM_HIGH, tile, spec.bits, instances[a]
+        )
+    coef = []
+    for ps in (False, True):
+        bits = spec.psum_bits if ps else spec.bits
+        c = rate(hi, FROM_LOW, down, bits, instances[a + 1]) + rate(lo, TO_HIGH, tile, bits, instances[a])
+        if ps:
+            c = c + rate(hi, TO_LOW, down, bits, instances[a + 1])
+            c = c + rate(lo, FROM_HIGH, tile, bits, instances[a])
+        coef.append(c)
+    return coef[0], coef[1]
+
+
+def _cheapest_family(confined: list[tuple[float, float, frozenset[int]]]) -> float:
+    """The root bound's correction (`Lattice.root_bound`): events confined to sub-lattices of disjoint
+    axes cannot both leave the origin, so over the families of events with pairwise overlapping axes
+    (each event as (least charge, charge at the origin, axes)), the least of the members' least
+    charges plus the others' origin charges."""
+    n = len(confined)
+    # apart[j]: the events whose axes share none with event j's (bit masks)
+    apart = [
+        sum(1 << i for i, c in enumerate(confined) if i != j and not c[2] & a)
+        for j, (_, _, a) in enumerate(confined)
+    ]
+    best = INF
+    for mask in range(1 << n):
+        if any(mask >> j & 1 and mask & apart[j] for j in range(n)):
+            continue  # two events of the family do not overlap
+        best = min(best, sum(c[0] if mask >> j & 1 else c[1] for j, c in enumerate(confined)))
+    return best
+
+
+def origin_bound(nest: Nest, u: Unrolling) -> float:
+    """A lower bound of the energy lattice's `root_bound(upto=1)` from numbers alone (no grid, no
+    terms): each event's least charge taken as 0, so only the confined events' charges at the origin
+    count, and whether an event is confined is read off the origin and the points one prime step
+    from it (a tile only grows with the loops below it). Most unrollings the search prunes are
+    pruned here, at a fraction of the cost of building their lattices."""
+    axes = []
+    for d, t in enumerate(u.trips):
+        primes = prime_factors(t)
+        axes += [(d, p, primes.count(p)) for p in sorted(set(primes))]
+    n_axes = max(1, len(axes))
+    rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
+    fixed = 0.0
+    confined = []
+    for spec in nest.operands:
+        info = _info(spec)
+        rows, below, instances, sp_open, _ = _spatial(spec, info, u.sp)
+        fanout = _fanout(nest, spec, rows)
+        rate = _rate_of(spec, info, rates, None, None)
+        total = math.prod(t for d, t in enumerate(u.trips) if d not in info.absent)
+        nonreuse = [ax for ax, (d, _, _) in enumerate(axes) if d in info.nonreuse - info.absent]
+        first = 0
+        if spec.output:  # the level-0 term every point pays (operand_terms' `fixed`)
+            first = 1
+            psum0 = any(u.trips[d] > 1 for d in info.reuse - info.absent) or sp_open[1]
+            bits0 = spec.psum_bits if psum0 else spec.bits
+            fixed += rate(0, FROM_LOW, fanout[0], bits0, instances[1]) * total
+            if psum0:
+                fixed += rate(0, TO_LOW, fanout[0], bits0, instances[1]) * total
+        for a in range(first, min(len(spec.levels), 2)):
+            if a == 0:  # the input's bottom reuse run: along its reuse loops only
+                near = frozenset(ax for ax, (d, _, _) in enumerate(axes) if d not in info.nonreuse)
+                at_origin = rate(0, TO_LOW, fanout[0], spec.bits, instances[1]) * total
+            else:
+                scale, lv = below[a - 1], spec.levels[a - 1]
+                bits = min(spec.bits, spec.psum_bits) if spec.output else spec.bits  # either flag
+                tile = float(round(_elements_scalar(nest, spec, scale)))
+                dbl = 2.0 if lv.double_buffered else 1.0
+                if tile * bits * (dbl if nonreuse else 1.0) > lv.size_bits:
+                    return INF  # the smallest tile overflows: nothing fits
+                near = []
+                for ax, (d, p, e) in enumerate(axes):
+                    step = tile
+                    if d in info.used:
+                        size = list(scale)
+                        size[d] *= p
+                        step = float(round(_elements_scalar(nest, spec, size)))
+                    whole = not nonreuse or (nonreuse == [ax] and e == 1)  # no refill to hide
+                    if step * bits * (1.0 if whole else dbl) <= lv.size_bits:
+                        near.append(ax)
+                near = frozenset(near)
+                charge = _event_rate(rate, spec, a, tile, fanout, instances)
+                if spec.output:  # at the origin a partial sum is open if a reuse loop remains above
+                    open_ = any(d in info.reuse - info.absent for d, _, _ in axes) or sp_open[a + 1]
+                    charge = charge[1] if open_ else charge[0]
+                at_origin = float(charge) * total
+            if len(near) < n_axes:
+                confined.append((0.0, at_origin, near))
+    return fixed + _cheapest_family(confined)
 
 
 class TermsSum:
@@ -909,19 +1009,7 @@ class Lattice:
                     confined.append((low, t.at_origin(k), axes))
                 else:
                     free += low
-        best = INF
-        n = len(confined)
-        # apart[j]: the events whose axes share none with event j's (bit masks)
-        apart = [
-            sum(1 << i for i, c in enumerate(confined) if i != j and not c[2] & a)
-            for j, (_, _, a) in enumerate(confined)
-        ]
-        for mask in range(1 << n):
-            if any(mask >> j & 1 and mask & apart[j] for j in range(n)):
-                continue  # two events of the family do not overlap
-            total = sum(c[0] if mask >> j & 1 else c[1] for j, c in enumerate(confined))
-            best = min(best, total)
-        return free + best + self.fixed
+        return free + _cheapest_family(confined) + self.fixed
 
     @property
     def relaxed(self) -> bool:
