@@ -1100,14 +1100,14 @@ class Lattice:
 
         def box_of(state) -> tuple[int, ...] | None:
             """Points from which every pending operand can still reach its next event (None: none)."""
-            b = full
+            b = None
             for i, (k, f) in enumerate(state):
                 if k < ends[i]:
-                    x = trans[i, k, f][1]
+                    x = trans[i, k, f][1]  # within `full` (`_box`)
                     if x is None:
                         return None
-                    b = tuple(map(min, b, x))
-            return b
+                    b = x if b is None else tuple(map(min, b, x))
+            return full if b is None else b
 
         start = self._start()
         box = box_of(start)
