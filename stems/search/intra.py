@@ -43,6 +43,7 @@ from stems.cost.nest import Nest
 from stems.cost.sample import prime_factors
 from stems.errors import StemsInputError
 from stems.hardware.spec import Hardware
+from stems.search.intra_latency import map_latency
 from stems.search.intra_model import solve_unrolling
 from stems.search.lattice import Chain, Grid, Lattice, origin_bound
 from stems.search.solver import SolveOptions, SolveResult, Status
@@ -167,8 +168,6 @@ def map_layer(
     if objective == "energy" and latency_bound is None:
         result = _map_energy(layer, hw, options, start, engine)
     else:
-        from stems.search.intra_latency import map_latency
-
         result = map_latency(layer, hw, objective, options, start, latency_bound)
     if use_cache:
         _CACHE[key] = result
