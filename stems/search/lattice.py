@@ -57,16 +57,21 @@ INF = math.inf
 TIE_STEPS = 256  # steps of `Lattice._backtrack`'s search for a tied chain that fits shared levels
 
 
+def _axes(trips: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
+    """The grid's axes: (loop, prime, exponent) for each prime of each loop's trips."""
+    axes = []
+    for d, t in enumerate(trips):
+        primes = prime_factors(t)
+        axes += [(d, p, primes.count(p)) for p in sorted(set(primes))]
+    return tuple(axes)
+
+
 class Grid:
     """The lattice of divisors of the trips: one axis per (loop, prime), index = exponent."""
 
     def __init__(self, trips: tuple[int, ...]) -> None:
         self.trips = trips
-        axes = []
-        for d, t in enumerate(trips):
-            primes = prime_factors(t)
-            axes += [(d, p, primes.count(p)) for p in sorted(set(primes))]
-        self.axes = tuple(axes)
+        self.axes = axes = _axes(trips)
         self.shape = tuple(e + 1 for _, _, e in axes) or (1,)
         self.size = math.prod(self.shape)
         nd = len(self.shape)
@@ -601,14 +606,9 @@ def operand_terms(
         }
     if spec.output:
         psum0 = reuse_left or sp_open[1]
-        bits0 = spec.psum_bits if psum0 else spec.bits
-        down = fanout[0]
-        transfers = max(total - 1, 0) if busy else total
-        fixed = rate(0, FROM_LOW, down, bits0, instances[1]) * transfers
-        if psum0:
-            fixed += rate(0, TO_LOW, down, bits0, instances[1]) * transfers
+        fixed = _level0_charge(rate, spec, psum0, fanout, instances, max(total - 1, 0) if busy else total)
         if need is not None:
-            raw = rate(0, FROM_LOW, down, bits0, instances[1])
+            raw = rate(0, FROM_LOW, fanout[0], spec.psum_bits if psum0 else spec.bits, instances[1])
             if total < 2 or kind == "first":
                 fixed = 0.0
             elif kind == "need":
@@ -684,6 +684,18 @@ def _rate_of(spec: OperandSpec, info: _SpecInfo, rates: dict[str, float], port, 
     return rate
 
 
+def _level0_charge(
+    rate, spec: OperandSpec, psum0: bool, fanout: list[float], instances: list[float], transfers: int
+) -> float:
+    """An output's level-0 moves over `transfers` (the same at every point: `OperandTerms.fixed`),
+    read back down too while partial sums stay open there (`psum0`)."""
+    bits = spec.psum_bits if psum0 else spec.bits
+    charge = rate(0, FROM_LOW, fanout[0], bits, instances[1]) * transfers
+    if psum0:
+        charge += rate(0, TO_LOW, fanout[0], bits, instances[1]) * transfers
+    return charge
+
+
 def _event_rate(rate, spec: OperandSpec, a: int, tile, fanout: list[float], instances: list[float]):
     """The charge per transfer of event a's move for a tile of level a-1 (`tile` elements, an array
     or a number): an output's as a pair, without and with partial sums."""
@@ -729,10 +741,7 @@ def origin_bound(nest: Nest, u: Unrolling) -> float:
     count, and whether an event is confined is read off the origin and the points one prime step
     from it (a tile only grows with the loops below it). Most unrollings the search prunes are
     pruned here, at a fraction of the cost of building their lattices."""
-    axes = []
-    for d, t in enumerate(u.trips):
-        primes = prime_factors(t)
-        axes += [(d, p, primes.count(p)) for p in sorted(set(primes))]
+    axes = _axes(u.trips)
     n_axes = max(1, len(axes))
     rates = {"I": nest.layer.rates.I, "O": nest.layer.rates.O}
     fixed = 0.0
@@ -748,10 +757,7 @@ def origin_bound(nest: Nest, u: Unrolling) -> float:
         if spec.output:  # the level-0 term every point pays (operand_terms' `fixed`)
             first = 1
             psum0 = any(u.trips[d] > 1 for d in info.reuse - info.absent) or sp_open[1]
-            bits0 = spec.psum_bits if psum0 else spec.bits
-            fixed += rate(0, FROM_LOW, fanout[0], bits0, instances[1]) * total
-            if psum0:
-                fixed += rate(0, TO_LOW, fanout[0], bits0, instances[1]) * total
+            fixed += _level0_charge(rate, spec, psum0, fanout, instances, total)
         for a in range(first, min(len(spec.levels), 2)):
             if a == 0:  # the input's bottom reuse run: along its reuse loops only
                 near = frozenset(ax for ax, (d, _, _) in enumerate(axes) if d not in info.nonreuse)
