@@ -52,3 +52,9 @@ def median_seconds(fn: Callable[[], object], runs: int = 5) -> tuple[float, list
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def same_answers(runs: list[list]) -> bool:
+    """Whether runs of the intra-layer search (lists of `LayerMapping`) agree on every layer's
+    mapping, value and bound: the determinism every benchmark checks."""
+    return len({tuple((r.mapping, r.solve.objective, r.solve.best_bound) for r in rs) for rs in runs}) == 1

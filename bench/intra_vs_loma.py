@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import shared_dir, zigzag_resnet18
+from common import same_answers, shared_dir, zigzag_resnet18
 
 TARGET_RATIO = 50.0
 MODEL_TOL = 0.005  # stems' price of its mapping vs ZigZag's price of the same mapping
@@ -106,8 +106,7 @@ def main() -> int:
         walls = [wall for wall, _ in runs]
         ours_wall = statistics.median(walls)
         results = runs[0][1]
-        answers = {tuple((r.mapping, r.solve.objective, r.solve.best_bound) for r in rs) for _, rs in runs}
-        if len(answers) > 1:
+        if not same_answers([rs for _, rs in runs]):
             missed.append(f"{objective}: the {len(runs)} stems runs differ")
         ratio = zz_wall / ours_wall
         print(f"\n== objective {objective}: ResNet-18 on tpu_like, {len(layers)} layers")

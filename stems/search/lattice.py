@@ -752,11 +752,13 @@ def origin_bound(nest: Nest, u: Unrolling) -> float:
         fanout = _fanout(nest, spec, rows)
         rate = _rate_of(spec, info, rates, None, None)
         total = math.prod(t for d, t in enumerate(u.trips) if d not in info.absent)
-        nonreuse = [ax for ax, (d, _, _) in enumerate(axes) if d in info.nonreuse - info.absent]
+        live_nonreuse = info.nonreuse - info.absent
+        nonreuse = [ax for ax, (d, _, _) in enumerate(axes) if d in live_nonreuse]
+        reuse_left = any(u.trips[d] > 1 for d in info.reuse - info.absent)  # above the origin
         first = 0
         if spec.output:  # the level-0 term every point pays (operand_terms' `fixed`)
             first = 1
-            psum0 = any(u.trips[d] > 1 for d in info.reuse - info.absent) or sp_open[1]
+            psum0 = reuse_left or sp_open[1]
             fixed += _level0_charge(rate, spec, psum0, fanout, instances, total)
         for a in range(first, min(len(spec.levels), 2)):
             if a == 0:  # the input's bottom reuse run: along its reuse loops only
@@ -782,8 +784,7 @@ def origin_bound(nest: Nest, u: Unrolling) -> float:
                 near = frozenset(near)
                 charge = _event_rate(rate, spec, a, tile, fanout, instances)
                 if spec.output:  # at the origin a partial sum is open if a reuse loop remains above
-                    open_ = any(d in info.reuse - info.absent for d, _, _ in axes) or sp_open[a + 1]
-                    charge = charge[1] if open_ else charge[0]
+                    charge = charge[1] if reuse_left or sp_open[a + 1] else charge[0]
                 at_origin = float(charge) * total
             if len(near) < n_axes:
                 confined.append((0.0, at_origin, near))
