@@ -980,11 +980,12 @@ def map_latency(
         if objective == "latency" and low >= best_key[0] * (1 - REL):
             bounds += [cycles[v] + drain[v] for v in ordered[idx:]]
             break  # sorted: no later unrolling can be faster
-        # unrollings still to bound that are faster than the incumbent by their cycles alone
-        faster = (cycles[v] + drain[v] < best_key[0] * (1 - REL) for v in ordered[idx:])
-        if idx and not scout_done and ports and objective == "latency" and sum(faster) > SCOUT:
+        # unrollings still to bound that are faster than the incumbent by their cycles alone (a prefix:
+        # the others cannot beat it, so scouting them would only spend solves)
+        faster = [v for v in ordered[idx:] if cycles[v] + drain[v] < best_key[0] * (1 - REL)]
+        if idx and not scout_done and ports and objective == "latency" and len(faster) > SCOUT:
             scout_done = True
-            found, k = scout(layer, hw, ordered[idx:], ports[0], deadline, terms, scouted)
+            found, k = scout(layer, hw, faster, ports[0], deadline, terms, scouted)
             n_dp += k
             for m, key in found:
                 better(key, m)
