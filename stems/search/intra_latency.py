@@ -30,7 +30,8 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   by one event's points (`BRANCH`), which closes a relaxation's gap. If no input's bound reaches
   the target, the one that came closest is bounded again split by the other input's link on the
   same port (repeating or made once):
-  on-loading waits for both links, so its first transfers count at least the other's least.
+  on-loading waits for both links, so its first transfers count at least the other's least, and
+  where the other's link repeats, X plus its first transfer is one more lattice bound.
   A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
   blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
   descended from, and the proof runs again with the new target.
@@ -409,7 +410,9 @@ def _loading_bound(
     input's outermost link on the same port repeating or made once (every lattice keeps to its
     points, `scope`): on-loading >= max of the two links' loading, so the input's first transfers
     count at least the other's least there, r or its floor f (`Lattice(at_least=...)`), and X +
-    that least is one more term; the lesser sub-case bounds the input.
+    that least is one more term; where the other's link repeats, so are the busy cycles and the
+    cycles + overrun with that link's own first transfer (X + r of the other input, bounded as the
+    input's own is); the lesser sub-case bounds the input.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
     `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
     designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).
@@ -815,7 +818,12 @@ def _loading_bound(
         ):
             scope[:] = [name, {(rival, b): where}, {op: floor}]
             half[0] = (None, (rival, b), where, op)
-            parts.append(least_case([[*c, lambda f=floor: x_min() + f] for c in cases], goal))
+            extra = [lambda f=floor: x_min() + f]
+            if name == "repeats":
+                extra += [
+                    lambda kind=kind: least_term(port, ((rival, b),), kind) for kind in ("busy", "stall")
+                ]
+            parts.append(least_case([[*c, *extra] for c in cases], goal))
         scope[:] = [None, None, {}]
         half[0] = None
         return min(parts)
