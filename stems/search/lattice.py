@@ -885,7 +885,8 @@ def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
     nz = np.nonzero(alive)
     if not len(nz[0]):
         return None
-    return tuple(top if alive.shape[ax] == 1 else int(nz[ax].max()) for ax, top in enumerate(full))
+    tops = np.array(nz).max(axis=1).tolist()  # one call for every axis
+    return tuple(top if alive.shape[ax] == 1 else tops[ax] for ax, top in enumerate(full))
 
 
 class _Transitions(dict):
@@ -903,10 +904,11 @@ class _Transitions(dict):
 
 def _at(a, point: tuple[int, ...]):
     """Value of a (broadcastable) grid at a point."""
-    a = np.asarray(a)
-    if a.ndim == 0:
+    if type(a) is not np.ndarray:
+        a = np.asarray(a)
+    if not a.ndim:
         return a[()]
-    return a[tuple(min(i, s - 1) for i, s in zip(point, a.shape, strict=True))]
+    return a[tuple([i if i < s else s - 1 for i, s in zip(point, a.shape, strict=True)])]
 
 
 @lru_cache(maxsize=65536)
