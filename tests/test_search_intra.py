@@ -876,3 +876,30 @@ def test_the_tie_search_finds_an_optimum_that_fits_the_shared_level() -> None:
 
     assert fitted.value == plain.value
     assert in_buffer(plain) > size >= in_buffer(fitted)
+
+
+def test_a_shared_level_relaxed_is_one_solve_and_a_lower_bound() -> None:
+    """`_solve_shared(joint=False)`, which the latency search's bounds use: SEW-ResNet-18's first
+    layer on stems-edge (I, W, O and V share the global buffer), the busy cycles of the outermost
+    port for six unrollings. The relaxation is one lattice solve, never above the joint optimum and
+    empty exactly when the joint search is; there the joint search splits the buffer and the
+    relaxation is strictly cheaper (else the test would not exercise it)."""
+    from stems.search.intra import _solve_shared
+    from stems.search.intra_latency import _ports
+
+    layer = next(x for x in load_workload("zoo:sew-resnet18-dvs128") if x.name == "blocks.0.c0")
+    hw = load_hardware("stems-edge")
+    nest = nest_of(layer, hw)
+    port = _ports(hw, nest)[0]
+    memo: dict = {}
+    split = lower = 0
+    for u in unrollings(nest)[:6]:
+        lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
+        joint, k_joint, _ = _solve_shared(lat, math.inf, math.inf)
+        relaxed, k_relaxed, _ = _solve_shared(lat, math.inf, math.inf, joint=False)
+        assert k_relaxed == 1 and bool(relaxed) == bool(joint), u.trips
+        if joint:
+            assert relaxed[0][0] <= min(v for v, _ in joint) + 1e-9, u.trips
+            split += k_joint > 1
+            lower += relaxed[0][0] < min(v for v, _ in joint) - 1e-9
+    assert split and lower, (split, lower)

@@ -329,12 +329,14 @@ def _shared_levels(lat: Lattice) -> list[tuple[str, int, list[str]]]:
 
 
 def _solve_shared(
-    lat: Lattice, incumbent: float, deadline: float, ties: int = 1
+    lat: Lattice, incumbent: float, deadline: float, ties: int = 1, joint: bool = True
 ) -> tuple[list[tuple[float, Chain]], int, float | None]:
     """Optimal chains of one unrolling with shared levels jointly within capacity (all ties found in
     the search), the lattice solves spent, and the best open bound if the deadline stopped it. Each
     solve looks among its tied optima for one whose tiles fit the shared levels together first
-    (`Lattice.solve(room=...)`): such a chain needs no further split."""
+    (`Lattice.solve(room=...)`): such a chain needs no further split. `joint` False: only the first
+    solve, each operand's tile within what the others' least tiles leave of a shared level (a
+    relaxation: its least is a lower bound, and its chain may overflow the level jointly)."""
     shared = _shared_levels(lat)
     room = {name: size for name, size, _ in shared}
     seq = 0
@@ -361,6 +363,8 @@ def _solve_shared(
     least = _least_held(lat)
     floor = {(u, name): least.get((u, name), 0.0) for name, _, users in shared for u in users}
     push(floor, {})
+    if not joint:
+        return [(heap[0][0], heap[0][2])] if heap else [], n_dp, None
     if heap and shared and not math.isfinite(best):
         # an incumbent for the cutoff: each shared level split in proportion to the unsplit tiles
         root = heap[0][2]

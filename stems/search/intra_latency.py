@@ -8,7 +8,11 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   what the outermost links add through on- and off-loading (`_loading_bound`, lattices of busy,
   overrun and reserved-bandwidth cycles, and for a repeating input link its first transfer plus
   another port's busy cycles); energy >= E*(u), u's exact energy optimum
-  (`stems.search.lattice`). So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
+  (`stems.search.lattice`). The latency lattices relax a level several operands share (each tile
+  within what the others' least tiles leave, `_solve_shared(joint=False)`): one solve each, where
+  splitting the level to hold the tiles jointly took most of a memory-bound SNN layer's search
+  (under a latency bound, the least busy cycles stay joint: they also say whether anything fits).
+  So latency >= L(u), the largest of these; EDP >= E*(u) x L(u); under a
   latency bound B, u is infeasible if L(u) > B and its energy is >= E*(u). For those two, E*(u) comes
   first: the loading bound then stops at the latency where u can no longer win (the incumbent over
   E*(u), or just above B). The bound leaves out the windows a port's moves share (a level that
@@ -181,15 +185,17 @@ def local_search(
 
 
 def least_busy(
-    nest, u: Unrolling, port, memo: dict | None, deadline: float
+    nest, u: Unrolling, port, memo: dict | None, deadline: float, joint: bool = False
 ) -> tuple[Lattice, list, int, float | None]:
-    """u's busy-cycle lattice on `port` and its optima (shared levels split, `_solve_shared`), the
-    lattice solves spent, and the best open bound if the deadline stopped it. `memo`:
-    `operand_terms`' memo of the nest."""
+    """u's busy-cycle lattice on `port` and its optima, the lattice solves spent, and the best open
+    bound if the deadline stopped it. `memo`: `operand_terms`' memo of the nest. A level several
+    operands share holds their tiles jointly only with `joint` (`_solve_shared`); otherwise the
+    least is a lower bound and its chain a seed that may overflow (priced, it is then invalid), and
+    nothing found still means that nothing fits."""
     from stems.search.intra import _solve_shared
 
     lat = Lattice(nest, u, port=port, memo=memo, kind="busy")
-    found, k, open_bound = _solve_shared(lat, math.inf, deadline)
+    found, k, open_bound = _solve_shared(lat, math.inf, deadline, joint=joint)
     return lat, found, k, open_bound
 
 
@@ -202,8 +208,8 @@ def scout(
     memo: dict | None = None,
     solved: dict | None = None,
 ) -> tuple[list[tuple[Mapping, tuple]], int]:
-    """A least-busy mapping on `port` of every unrolling in `space` (shared levels split as the
-    search's own lattices do, `_solve_shared`), priced; the best descended by `local_search`
+    """A least-busy mapping on `port` of every unrolling in `space` (`least_busy`, as the search's
+    main loop solves them for latency), priced; the best descended by `local_search`
     (latency), as [(mapping, key)]; and the lattice solves spent. A good incumbent early stops the
     loading bounds of the unrollings still to bound at it, or skips them. `memo`: `operand_terms`'
     memo of the nest, which the search's later lattices of these unrollings share; `solved` (a
@@ -494,7 +500,9 @@ def _loading_bound(
         """lat's least charge and its chain (`key`: the term's, for `solved`). Without a proof, a
         least above `goal` is not needed exactly: every term adds a non-negative amount to its
         lattice's least and only asks whether it reaches `goal` (the bound returned is at most the
-        target), so the solve stops there."""
+        target), so the solve stops there. A level several operands share is not split to hold
+        their tiles jointly (`_solve_shared(joint=False)`): a bound either way, and on a
+        memory-bound SNN layer those splits took most of the search."""
         nonlocal n_dp
         earlier, points = solved.get(key, (None, 0.0))
         if (
@@ -505,7 +513,7 @@ def _loading_bound(
             value, chain = float(earlier), earlier.chain
         else:
             cutoff = math.inf if prove else goal
-            found, k, _ = _solve_shared(lat, cutoff, deadline)
+            found, k, _ = _solve_shared(lat, cutoff, deadline, joint=False)
             n_dp += k
             if not found:
                 return _Bound(cutoff, lat, None)
@@ -1005,7 +1013,8 @@ def map_latency(
             if u in scouted:
                 lat, found = scouted.pop(u)
             else:
-                lat, found, k, _ = least_busy(nest, u, port, terms, deadline)
+                # under a latency bound, whether anything fits decides infeasible from not found
+                lat, found, k, _ = least_busy(nest, u, port, terms, deadline, latency_bound is not None)
                 n_dp += k
             grid = lat.grid
             if not found:
