@@ -1013,7 +1013,7 @@ def map_latency(
             if u in scouted:
                 lat, found = scouted.pop(u)
             else:
-                # under a latency bound, whether anything fits decides infeasible from not found
+                # under a latency bound, `any_fits` must be exact: it tells infeasible from not found
                 lat, found, k, _ = least_busy(nest, u, port, terms, deadline, latency_bound is not None)
                 n_dp += k
             grid = lat.grid
