@@ -468,6 +468,49 @@ def _resnet_layer4_conv1() -> Layer:
     )
 
 
+def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> None:
+    """ResNet-18's layer2.0.conv1 (64 -> 128 channels, 3x3, stride 2, 28x28 out) on tpu_like loads
+    both inputs from DRAM, so on-loading waits for the longer of their first transfers,
+    max(r_W, r_I), which no sum of per-operand charges bounds tightly. Split by the input's r_I,
+    each part floors r_W at its least r_I and adds r_I to the other ports' busy cycles: every part
+    reaches the optimum, which is proven; unrefined (`REFINE_GAP` 0) it is not. With a target just
+    above the optimum, the fully refined bound stays at or below the optimum's own latency."""
+    from stems.search import intra_latency
+    from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles
+    from stems.search.lattice import Grid
+
+    hw = load_hardware("tpu_like")
+    layer = Layer(
+        "l2c1",
+        Op.CONV,
+        Dims(K=128, C=64, OY=28, OX=28, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(56, 56)),
+        precision=ANN,
+    )
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.OPTIMAL
+    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    nest = nest_of(layer, hw)
+    u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
+    own = r.cost.latency_cycles - drain_cycles(hw, u)
+    monkeypatch.setattr(intra_latency, "REFINE_GAP", 1.0)
+    bound, _ = _loading_bound(
+        nest,
+        u,
+        Grid(u.trips),
+        _outer_links(nest),
+        float(math.prod(u.trips)),
+        math.inf,
+        own + 1,
+        {},
+        prove=True,
+    )
+    assert own - 1 <= bound <= own + 1e-9
+    monkeypatch.setattr(intra_latency, "REFINE_GAP", 0.0)
+    plain = map_layer(layer, hw, "latency", use_cache=False)
+    assert plain.solve.status is Status.FEASIBLE and plain.solve.objective == r.solve.objective
+
+
 def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     """ResNet-18's layer4.0.conv1 (256 -> 512 channels, 3x3, stride 2, 7x7 out) on tpu_like streams
     its weights from DRAM: mappings with fewer, larger weight tiles overrun their periods, those with
@@ -632,7 +675,7 @@ def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() ->
     assert len(path) == len(set(path))  # no neighbourhood is built twice
 
 
-def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() -> None:
+def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling(monkeypatch) -> None:
     """The bound the latency search proves with (`intra_latency._loading_bound`: busy cycles plus the
     first transfers of the outermost links, or those links made once) is below the exact latency
     of random mappings and of locally optimised ones (the mappings near the bound) of the same
@@ -642,6 +685,7 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
     from stems.cost.mapping import Mapping
     from stems.cost.model import nest_of, price_batch
     from stems.cost.sample import random_cuts, random_order
+    from stems.search import intra_latency
     from stems.search.intra_latency import _loading_bound, _outer_links, local_search
     from stems.search.lattice import Grid, Lattice
     from stems.search.spatial import unrollings
@@ -691,10 +735,16 @@ def test_loading_bound_is_below_the_latency_of_every_mapping_of_its_unrolling() 
             # with a target just above the best mapping, the points ruled out must spare that one
             near, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, latency.min() + 1, prove=True)
             assert bound <= near <= latency.min() + 1e-9, (hw_name, layer.name, u.trips)
+            with monkeypatch.context() as m:  # the parts by the other input's r, refined however far
+                m.setattr(intra_latency, "REFINE_GAP", 1.0)
+                refined, _ = _loading_bound(
+                    nest, u, grid, links, cycles, math.inf, latency.min() + 1, prove=True
+                )
+            assert bound <= refined <= latency.min() + 1e-9, (hw_name, layer.name, u.trips)
     assert lifted
 
 
-def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole() -> None:
+def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole(monkeypatch) -> None:
     """The proof's bound against the whole space of small unrollings (every order of the prime
     loops, every cut of every operand), plain and with a target just above the true optimum (the
     points a target rules out must spare the optimum); on some unrolling it meets the optimum."""
@@ -703,6 +753,7 @@ def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole()
     from stems.cost.mapping import Mapping
     from stems.cost.model import nest_of, price_batch
     from stems.cost.sample import prime_factors
+    from stems.search import intra_latency
     from stems.search.enumerate import cut_sequences, orders
     from stems.search.intra_latency import _loading_bound, _outer_links
     from stems.search.lattice import Grid
@@ -742,6 +793,11 @@ def test_loading_bound_is_below_every_mapping_of_an_unrolling_enumerated_whole()
             near, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, truth + 1, prove=True)
             assert plain <= near <= truth + 1e-9, (hw_name, layer.name, u.trips, plain, near, truth)
             assert type(plain) is float and type(near) is float  # a worker's result must pickle
+            # the proof's parts by the other input's first transfer, refined however far they are
+            with monkeypatch.context() as m:
+                m.setattr(intra_latency, "REFINE_GAP", 1.0)
+                refined, _ = _loading_bound(nest, u, grid, links, cycles, math.inf, truth + 1, prove=True)
+            assert plain <= refined <= truth + 1e-9, (hw_name, layer.name, u.trips, refined, truth)
             checked += 1
             met += near >= truth - 1e-9
     assert checked >= 6 and met

@@ -46,6 +46,7 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import time
@@ -71,6 +72,7 @@ PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima im
 MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for their minima (`_loading_bound`)
 SCOUT = 4  # latency: the rest are scouted when more unrollings than this are open (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
+REFINE_GAP = 0.02  # latency proofs: parts by the other input's first transfer are split only this close (`_loading_bound`)
 BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split once (`_loading_bound`)
 
 
@@ -342,8 +344,19 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float
     hide: stems.cost.latency stops at one innermost tile, so at a = 1 the whole lower end (its tile
     is that innermost tile) and the upper end's tile sent to `fanout` copies, above at least
     min(r, 1). Where an output's move carries partial sums, the final ones still take a cycle."""
-    terms = next(t for t in lat.terms if t.spec.name == op)
+    terms, slower, real, kept = _transfer_grids(lat, op, a)
     repeats, made_once = terms.repeats, terms.made_once
+    often = float(slower[repeats].min()) if repeats.any() else math.inf
+    once = float(real[made_once].min()) if made_once.any() else math.inf
+    floor = float(kept[made_once].min()) if made_once.any() else math.inf
+    return often, once, floor
+
+
+def _transfer_grids(lat: Lattice, op: str, a: int) -> tuple:
+    """`op`'s terms and, per point of `op`'s event `a`, the first transfer where its move repeats
+    (the slower end), where it is made once, and what prefetching leaves of the latter
+    (`_first_transfers`; inf where the tile overflows the level below)."""
+    terms = next(t for t in lat.terms if t.spec.name == op)
     near = np.broadcast_to(terms.near[a], lat.grid.shape)
     if terms.spec.output:
         lo, _ = terms.rate[a]
@@ -356,15 +369,12 @@ def _first_transfers(lat: Lattice, op: str, a: int) -> tuple[float, float, float
     fits = held <= (terms.spec.levels[a - 1].size_bits if a else math.inf)
     slower = np.where(fits, np.maximum(real, near), math.inf)
     real = np.where(fits, real, math.inf)
-    often = float(slower[repeats].min()) if repeats.any() else math.inf
     if a == 1:
         kept = np.maximum(np.ceil(real / terms.fanout[a]), near)
         real = slower
     else:
         kept = np.minimum(real, 1.0)
-    once = float(real[made_once].min()) if made_once.any() else math.inf
-    floor = float(kept[made_once].min()) if made_once.any() else math.inf
-    return often, once, floor
+    return terms, slower, real, kept
 
 
 def _loading_bound(
@@ -404,8 +414,8 @@ def _loading_bound(
     from the minima. A lattice term that charges the mapping of the case's strongest bound so far no
     more than that bound is not solved: its least cannot raise the case (`below_lead`).
 
-    `prove` (with a finite `target`): X + r_in is also bounded by every other port's busy cycles or
-    overrun plus r_in (one lattice: `TermsSum`), and each lattice keeps an event only at points
+    `prove` (with a finite `target`): X + r_in (+ r_out where the output's link repeats) is also
+    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`), and each lattice keeps an event only at points
     where what it alone costs (`_alone`) plus the cheapest first transfers stays below the target;
     a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
     whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
@@ -418,7 +428,12 @@ def _loading_bound(
     count at least the other's least there, r or its floor f (`Lattice(at_least=...)`), and X +
     that least is one more term; where the other's link repeats, so are the busy cycles and the
     cycles + overrun with that link's own first transfer (X + r of the other input, bounded as the
-    input's own is); the lesser sub-case bounds the input.
+    input's own is), and so is X + r of the other input (+ r of the output where the case has its
+    link repeat) from every other port; the lesser sub-case bounds the input. On-loading waits for
+    the longer of the two first transfers, which no sum of charges bounds tightly: so the sub-case
+    where the other's link repeats is split by its r, best first, in halves of r's distinct values
+    (each part floors the input's r at its own least r), while its least part stays within
+    `REFINE_GAP` below the goal; the least part bounds them all.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
     `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
     designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).
@@ -695,26 +710,35 @@ def _loading_bound(
                 value = max(value, branch(terms, goal, max(seen).chain, other))
         return value
 
-    def least_case(cases: list, goal: float) -> float:
+    def least_case(cases: list, goal: float, each: list | None = None) -> float:
         """The least of the cases' values; each case stops once it reaches the least so far, which it
-        then cannot lower."""
+        then cannot lower. `each` (a list): every case's value is appended."""
         low = math.inf
         for c in cases:
-            low = min(low, case(c, min(goal, low)))
+            value = case(c, min(goal, low))
+            low = min(low, value)
+            if each is not None:
+                each.append(value)
         return low
 
-    def with_first(other, op: str, a: int, kind: str, designated: tuple, more: float) -> float:
+    def with_first(other, charged: tuple, kind: str, designated: tuple, more: float) -> float:
         """Busy cycles (`kind` "busy") or cycles + overrun ("stall") of port `other` plus the first
-        transfer of `op`'s event `a` on its link's port, where that move repeats: X + r >= B or
-        cycles + S of any port (`op`'s terms there carry r besides its own charge). Points as
-        `allowed` when the `designated` links repeat; their other first transfers (least) and `more`
-        are added. A case's term: -inf if `below_lead`."""
-        key = (other, op, kind, designated, more, scope[0])
+        transfers of the `charged` links (one input's, and maybe the output's) on their links' port,
+        where those moves repeat: X + on- and off-loading >= B or cycles + S of any port plus r of
+        one input and of the output (each charged operand's terms there carry its r besides its own
+        charge). Points as `allowed` when the `designated` links repeat; `more` is added. A case's
+        term: -inf if `below_lead`."""
+        key = (other, charged, kind, designated, more, scope[0])
         if not known(key):
-            own = operand_terms(nest, u, grid, specs[op], other, terms, None, _need(kind, cycles), kind)
-            charged = {op: TermsSum(own, first(op, a, scope[2].get(op, 0.0)))}
-            add = sum(least_first(e) for e in designated if e != (op, a)) + more + _x_offset(kind, cycles)
-            lat = lattice(other, kind, designated, more, known=charged)
+            summed = {
+                name: TermsSum(
+                    operand_terms(nest, u, grid, specs[name], other, terms, None, _need(kind, cycles), kind),
+                    first(name, e, scope[2].get(name, 0.0)),
+                )
+                for name, e in charged
+            }
+            add = more + _x_offset(kind, cycles)
+            lat = lattice(other, kind, designated, more, known=summed)
             if below_lead(lat, add):
                 return -math.inf
             memo[key] = least_chain(lat, key) + add
@@ -729,13 +753,13 @@ def _loading_bound(
         i = ((op, a),)
         others = [p for p in ports if p != port]
 
-        def cross(designated: tuple, more: float = 0.0) -> list:
-            """X + r_in (+ `more`: what the output's outermost link adds at least) from the other
-            ports."""
+        def cross(designated: tuple, more: float = 0.0, charged: tuple | None = None) -> list:
+            """X + r of the `charged` links (default: the `designated` ones) (+ `more`: what the
+            output's outermost link adds at least) from the other ports."""
             if not prove:
                 return []
             return [
-                lambda p=p, kind=kind: with_first(p, op, a, kind, designated, more)
+                lambda p=p, kind=kind: with_first(p, charged or designated, kind, designated, more)
                 for kind in ("busy", "stall")
                 for p in others
             ]
@@ -759,6 +783,9 @@ def _loading_bound(
         def x_plus(first: float, designated: tuple) -> float:  # X + r over the mappings repeating it
             return max(cycles + first, least(port, designated), cycles + least(port, designated, "stall"))
 
+        # per case: the links it designates, the output's among them, and what off-loading adds
+        # at least when the output's link is made once (the other input's sub-cases below)
+        meta = [(i, (), 0.0), ((), (), 0.0)]
         cases = [
             [
                 lambda: cycles + in_often,
@@ -776,6 +803,7 @@ def _loading_bound(
         if "O" in links and links["O"][1] == port:
             o = (("O", links["O"][0]),)
             out_often, out_once, out_floor = _first_transfers(probe, "O", links["O"][0])
+            meta = [(i + o, o, 0.0), (i, (), out_floor), (o, o, 0.0), ((), (), out_floor)]
             cases = [
                 [
                     lambda: cycles + in_often + out_often,
@@ -815,26 +843,62 @@ def _loading_bound(
         if not (rival in links and links[rival][1] == port):
             return -math.inf
         # on-loading waits for both inputs' outermost links: split by the other's, repeating or made
-        # once; op's first transfers count at least the other's least (`Lattice(at_least=...)`)
+        # once; op's first transfers count at least the other's least there (`Lattice(at_least=...)`)
         b, _ = links[rival]
         r_often, _, r_floor = _first_transfers(probe, rival, b)
-        rival_terms = next(t for t in probe.terms if t.spec.name == rival)
-        parts = []
-        for name, where, floor in (
-            ("repeats", rival_terms.repeats, r_often),
-            ("once", rival_terms.made_once, r_floor),
-        ):
+        rival_terms, r, _, _ = _transfer_grids(probe, rival, b)
+        repeats = rival_terms.repeats & np.isfinite(r)
+
+        def sub_case(name, where: np.ndarray, floor: float, parent=None, proven=()) -> tuple:
+            """The least case where the other input's link keeps to `where` (a part of `parent`'s,
+            whose cases `proven` reached the goal: on fewer mappings they still do), and each case's
+            value."""
             scope[:] = [name, {(rival, b): where}, {op: floor}]
-            half[0] = (None, (rival, b), where, op)
-            extra = [lambda f=floor: x_min() + f]
-            if name == "repeats":
+            half[0] = (parent, (rival, b), where, op)
+            extra = [lambda: x_min() + floor]
+            more = [[] for _ in cases]
+            if name != "once":  # X + r of the other input, and of the output where the case has it
                 extra += [
                     lambda kind=kind: least_term(port, ((rival, b),), kind) for kind in ("busy", "stall")
                 ]
-            parts.append(least_case([[*c, *extra] for c in cases], goal))
-        scope[:] = [None, None, {}]
-        half[0] = None
-        return min(parts)
+                more = [cross(d, add, ((rival, b), *out)) for d, out, add in meta]
+            each: list = []
+            value = least_case(
+                [
+                    [lambda v=proven[j]: v] if j < len(proven) and proven[j] >= goal else [*c, *extra, *m]
+                    for j, (c, m) in enumerate(zip(cases, more, strict=True))
+                ],
+                goal,
+                each,
+            )
+            scope[:] = [None, None, {}]
+            half[0] = None
+            return value, each
+
+        once, _ = sub_case("once", rival_terms.made_once, r_floor)
+        if not repeats.any():
+            return once
+        # where the other's link repeats, best first by its first transfer r: a part below the goal
+        # splits in two by r (each half's first transfers of op count at least its least r), until
+        # the least part is proven or holds one value of r; the least part bounds them all
+        values = np.unique(r[repeats])
+        goal = min(goal, once)
+        value, each = sub_case(("repeats", 0, len(values)), repeats, r_often)
+        parts = [(value, 0, len(values), each)]
+        while (
+            goal * (1 - REFINE_GAP) <= parts[0][0] < goal
+            and parts[0][2] - parts[0][1] > 1
+            and time.perf_counter() <= deadline
+        ):
+            value, lo, hi, each = heapq.heappop(parts)
+            mid = (lo + hi) // 2
+            for x, y in ((lo, mid), (mid, hi)):
+                where = repeats & (r >= values[x]) & (r <= values[y - 1])
+                low, part = sub_case(
+                    ("repeats", x, y), where, max(float(values[x]), r_often), ("repeats", lo, hi), each
+                )
+                heapq.heappush(parts, (max(low, value), x, y, part))  # the whole's bound holds for each half
+        return min(once, parts[0][0])
 
     inner = _inner_offload(nest)
     best = cycles
