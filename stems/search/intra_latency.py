@@ -429,11 +429,12 @@ def _loading_bound(
     that least is one more term; where the other's link repeats, so are the busy cycles and the
     cycles + overrun with that link's own first transfer (X + r of the other input, bounded as the
     input's own is), and so is X + r of the other input (+ r of the output where the case has its
-    link repeat) from every other port; the lesser sub-case bounds the input. On-loading waits for
+    link repeat) from the busy cycles of the level that input's link fills; the lesser sub-case
+    bounds the input. On-loading waits for
     the longer of the two first transfers, which no sum of charges bounds tightly: so the sub-case
     where the other's link repeats is split by its r, best first, in halves of r's distinct values
-    (each part floors the input's r at its own least r), while its least part stays within
-    `REFINE_GAP` below the goal; the least part bounds them all.
+    (each part floors the input's r at its own least r; a part is not split by `branch`), while its
+    least part stays within `REFINE_GAP` below the goal; the least part bounds them all.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
     `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
     designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).
@@ -753,13 +754,13 @@ def _loading_bound(
         i = ((op, a),)
         others = [p for p in ports if p != port]
 
-        def cross(designated: tuple, more: float = 0.0, charged: tuple | None = None) -> list:
-            """X + r of the `charged` links (default: the `designated` ones) (+ `more`: what the
-            output's outermost link adds at least) from the other ports."""
+        def cross(designated: tuple, more: float = 0.0) -> list:
+            """X + r_in (+ r_out where the output's link is designated; + `more`: what it adds at
+            least otherwise) from the other ports."""
             if not prove:
                 return []
             return [
-                lambda p=p, kind=kind: with_first(p, charged or designated, kind, designated, more)
+                lambda p=p, kind=kind: with_first(p, designated, kind, designated, more)
                 for kind in ("busy", "stall")
                 for p in others
             ]
@@ -861,8 +862,18 @@ def _loading_bound(
                 extra += [
                     lambda kind=kind: least_term(port, ((rival, b),), kind) for kind in ("busy", "stall")
                 ]
-                more = [cross(d, add, ((rival, b), *out)) for d, out, add in meta]
+                # X + r of the other input (+ r of the output where the case has it) from the busy
+                # cycles of the level that input's link fills (where its tile lands)
+                filled = [p for p in others if any(p is q for q in specs[rival].levels[b - 1].ports)]
+                more = [
+                    [
+                        lambda p=p, d=d, c=((rival, b), *out), m=add: with_first(p, c, "busy", d, m)
+                        for p in filled
+                    ]
+                    for d, out, add in meta
+                ]
             each: list = []
+            splitting[0] = parent is None  # a part below the goal is split again by r, not by `branch`
             value = least_case(
                 [
                     [lambda v=proven[j]: v] if j < len(proven) and proven[j] >= goal else [*c, *extra, *m]
@@ -873,6 +884,7 @@ def _loading_bound(
             )
             scope[:] = [None, None, {}]
             half[0] = None
+            splitting[0] = True
             return value, each
 
         once, _ = sub_case("once", rival_terms.made_once, r_floor)
