@@ -65,7 +65,7 @@ from stems.search.spatial import Unrolling, unrollings
 from stems.workload.model import Layer
 
 REL = 1e-9
-REFINE = 3  # seeds refined by local search
+REFINE = 2  # seeds refined by local search
 REFINE_CLOSE, CLOSE = 12, 1e-3  # seeds refined when the best is within CLOSE (relative) of the bound
 EXPLORE = 64  # unrollings given seeds (in order of their bound); the others only bound
 PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima improved the incumbent
