@@ -511,6 +511,43 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     assert plain.solve.status is Status.FEASIBLE and plain.solve.objective == r.solve.objective
 
 
+def test_a_part_of_the_least_first_transfer_left_below_stops_the_refinement() -> None:
+    """SEW-ResNet-18's last 3x3 conv (128 -> 128 channels, 2x2 out, T = 16) on loihi-like: its
+    proof's part where the other input's first transfer is least stays below the goal, so no split
+    by that transfer can prove the layer and the refinement stops there; the bound it returns is
+    still at or below the latency of the search's own mapping (a target just above it)."""
+    from dataclasses import replace
+
+    from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles
+    from stems.search.lattice import Grid
+
+    hw = load_hardware("loihi-like")
+    layer = replace(sew_block(t=16).layer("c1"), name="c15")
+    layer = replace(
+        layer,
+        dims=Dims(T=16, K=128, C=128, OY=2, OX=2, FY=3, FX=3),
+        window=Window(stride=(1, 1), padding=(1, 1, 1, 1), input_yx=(2, 2)),
+        precision=Precision(I=1, W=4, O=12, O_final=1, V=12),
+    )
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.FEASIBLE
+    nest = nest_of(layer, hw)
+    u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
+    own = r.cost.latency_cycles - drain_cycles(hw, u)
+    bound, _ = _loading_bound(
+        nest,
+        u,
+        Grid(u.trips),
+        _outer_links(nest),
+        float(math.prod(u.trips)),
+        math.inf,
+        own + 1,
+        {},
+        prove=True,
+    )
+    assert r.solve.best_bound - drain_cycles(hw, u) <= bound <= own
+
+
 def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     """ResNet-18's layer4.0.conv1 (256 -> 512 channels, 3x3, stride 2, 7x7 out) on tpu_like streams
     its weights from DRAM: mappings with fewer, larger weight tiles overrun their periods, those with

@@ -895,21 +895,33 @@ def _loading_bound(
         # the least part is proven or holds one value of r; the least part bounds them all
         values = np.unique(r[repeats])
         goal = min(goal, once)
-        value, each = sub_case(("repeats", 0, len(values)), repeats, r_often)
-        parts = [(value, 0, len(values), each)]
-        while (
-            goal * (1 - REFINE_GAP) <= parts[0][0] < goal
-            and parts[0][2] - parts[0][1] > 1
-            and time.perf_counter() <= deadline
-        ):
-            value, lo, hi, each = heapq.heappop(parts)
+
+        def part(x: int, y: int, bound: float, each: list, source) -> tuple:
+            """The part of values[x:y] of r as a heap entry: its bound (at least `bound`, the whole's:
+            it holds for each part), values, cases, and the scope name its terms are solved in."""
+            where = repeats & (r >= values[x]) & (r <= values[y - 1])
+            name = ("repeats", x, y)
+            low, cases = sub_case(name, where, max(float(values[x]), r_often), source, each)
+            return (max(low, bound), x, y, cases, name)
+
+        parts = [part(0, len(values), -math.inf, [], None)]
+
+        def close() -> bool:
+            return goal * (1 - REFINE_GAP) <= parts[0][0] < goal
+
+        if close() and len(values) > 1:
+            # the least r first: its floor is the whole's, so if it stays below, no split can prove
+            value, _, _, each, whole = parts[0]
+            probe = part(0, 1, value, each, whole)
+            parts = [probe, (value, 1, len(values), each, whole)]
+            heapq.heapify(parts)
+            if probe[0] < goal:  # the least part bounds them all
+                return min(once, parts[0][0])
+        while close() and parts[0][2] - parts[0][1] > 1 and time.perf_counter() <= deadline:
+            value, lo, hi, each, source = heapq.heappop(parts)
             mid = (lo + hi) // 2
             for x, y in ((lo, mid), (mid, hi)):
-                where = repeats & (r >= values[x]) & (r <= values[y - 1])
-                low, part = sub_case(
-                    ("repeats", x, y), where, max(float(values[x]), r_often), ("repeats", lo, hi), each
-                )
-                heapq.heappush(parts, (max(low, value), x, y, part))  # the whole's bound holds for each half
+                heapq.heappush(parts, part(x, y, value, each, source))
         return min(once, parts[0][0])
 
     inner = _inner_offload(nest)
