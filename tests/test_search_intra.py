@@ -13,7 +13,7 @@ import math
 import random
 
 import pytest
-from helpers import sew_block
+from helpers import conv, sew_block
 
 from stems.cost import Cost, Mapping, price
 from stems.cost.model import nest_of
@@ -476,8 +476,6 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     reaches the optimum, which is proven; unrefined (`REFINE_GAP` 0) it is not. With a target just
     above the optimum, the fully refined bound stays at or below the optimum's own latency."""
     from stems.search import intra_latency
-    from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles
-    from stems.search.lattice import Grid
 
     hw = load_hardware("tpu_like")
     layer = Layer(
@@ -490,21 +488,8 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
-    nest = nest_of(layer, hw)
-    u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
-    own = r.cost.latency_cycles - drain_cycles(hw, u)
     monkeypatch.setattr(intra_latency, "REFINE_GAP", 1.0)
-    bound, _ = _loading_bound(
-        nest,
-        u,
-        Grid(u.trips),
-        _outer_links(nest),
-        float(math.prod(u.trips)),
-        math.inf,
-        own + 1,
-        {},
-        prove=True,
-    )
+    bound, own, _ = _proof_at_its_mapping(layer, hw, r)
     assert own - 1 <= bound <= own + 1e-9
     monkeypatch.setattr(intra_latency, "REFINE_GAP", 0.0)
     plain = map_layer(layer, hw, "latency", use_cache=False)
@@ -518,34 +503,30 @@ def test_a_part_of_the_least_first_transfer_left_below_stops_the_refinement() ->
     still at or below the latency of the search's own mapping (a target just above it)."""
     from dataclasses import replace
 
+    hw = load_hardware("loihi-like")
+    layer = replace(conv("c15", 128, 128, 2, t=16), precision=Precision(I=1, W=4, O=12, O_final=1, V=12))
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.FEASIBLE
+    bound, own, drain = _proof_at_its_mapping(layer, hw, r)
+    assert r.solve.best_bound - drain <= bound <= own
+
+
+def _proof_at_its_mapping(layer: Layer, hw: Hardware, r: LayerMapping) -> tuple[float, float, float]:
+    """The latency proof's bound (`_loading_bound`, less drain) on the unrolling of the search's
+    mapping with a target just above that mapping's latency, the mapping's latency less drain, and
+    the drain."""
     from stems.search.intra_latency import _loading_bound, _outer_links, drain_cycles
     from stems.search.lattice import Grid
 
-    hw = load_hardware("loihi-like")
-    layer = replace(sew_block(t=16).layer("c1"), name="c15")
-    layer = replace(
-        layer,
-        dims=Dims(T=16, K=128, C=128, OY=2, OX=2, FY=3, FX=3),
-        window=Window(stride=(1, 1), padding=(1, 1, 1, 1), input_yx=(2, 2)),
-        precision=Precision(I=1, W=4, O=12, O_final=1, V=12),
-    )
-    r = map_layer(layer, hw, "latency", use_cache=False)
-    assert r.solve.status is Status.FEASIBLE
     nest = nest_of(layer, hw)
     u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
-    own = r.cost.latency_cycles - drain_cycles(hw, u)
+    drain = drain_cycles(hw, u)
+    own = r.cost.latency_cycles - drain
+    cycles = float(math.prod(u.trips))
     bound, _ = _loading_bound(
-        nest,
-        u,
-        Grid(u.trips),
-        _outer_links(nest),
-        float(math.prod(u.trips)),
-        math.inf,
-        own + 1,
-        {},
-        prove=True,
+        nest, u, Grid(u.trips), _outer_links(nest), cycles, math.inf, own + 1, {}, prove=True
     )
-    assert r.solve.best_bound - drain_cycles(hw, u) <= bound <= own
+    return bound, own, drain
 
 
 def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
