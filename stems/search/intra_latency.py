@@ -72,7 +72,7 @@ PROVE_PASSES = 3  # latency: proof passes, each after a failed proof's minima im
 MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for their minima (`_loading_bound`)
 SCOUT = 4  # latency: the rest are scouted when more unrollings than this are open (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
-REFINE_GAP = 0.02  # latency proofs: parts by the other input's first transfer are split only this close (`_loading_bound`)
+REFINE_GAP = 0.02  # a proof's parts by the other input's first transfer are split this close to the goal
 BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split once (`_loading_bound`)
 
 
@@ -415,26 +415,26 @@ def _loading_bound(
     more than that bound is not solved: its least cannot raise the case (`below_lead`).
 
     `prove` (with a finite `target`): X + r_in (+ r_out where the output's link repeats) is also
-    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`), and each lattice keeps an event only at points
-    where what it alone costs (`_alone`) plus the cheapest first transfers stays below the target;
-    a mapping elsewhere is at least the target, so the bound returned is at most `target`. A case
-    whose terms all stay below also blends its strongest lattice bound with each that exceeds it at
-    its chain (`lagrange`): for any weight w, min over mappings of (1 - w) f + w g is below
-    max(f, g) of every mapping. One that the blends leave within `BRANCH` below the goal is split
-    in two by an event's points, each half bounded alone (`branch`). If neither input's cases
-    reach the target, the input that came closest is bounded again in two sub-cases, the other
-    input's outermost link on the same port repeating or made once (every lattice keeps to its
-    points, `scope`): on-loading >= max of the two links' loading, so the input's first transfers
-    count at least the other's least there, r or its floor f (`Lattice(at_least=...)`), and X +
-    that least is one more term; where the other's link repeats, so are the busy cycles and the
-    cycles + overrun with that link's own first transfer (X + r of the other input, bounded as the
-    input's own is), and so is X + r of the other input (+ r of the output where the case has its
-    link repeat) from the busy cycles of the level that input's link fills; the lesser sub-case
-    bounds the input. On-loading waits for
-    the longer of the two first transfers, which no sum of charges bounds tightly: so the sub-case
-    where the other's link repeats is split by its r, best first, in halves of r's distinct values
-    (each part floors the input's r at its own least r; a part is not split by `branch`), while its
-    least part stays within `REFINE_GAP` below the goal; the least part bounds them all.
+    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`), and
+    each lattice keeps an event only at points where what it alone costs (`_alone`) plus the
+    cheapest first transfers stays below the target; a mapping elsewhere is at least the target, so
+    the bound returned is at most `target`. A case whose terms all stay below also blends its
+    strongest lattice bound with each that exceeds it at its chain (`lagrange`): for any weight w,
+    min over mappings of (1 - w) f + w g is below max(f, g) of every mapping. One that the blends
+    leave within `BRANCH` below the goal is split in two by an event's points, each half bounded
+    alone (`branch`). If neither input's cases reach the target, the input that came closest is
+    bounded again in two sub-cases, the other input's outermost link on the same port repeating or
+    made once (every lattice keeps to its points, `scope`): on-loading >= max of the two links'
+    loading, so the input's first transfers count at least the other's least there, r or its floor f
+    (`Lattice(at_least=...)`), and X + that least is one more term; where the other's link repeats,
+    so are the busy cycles and the cycles + overrun with that link's own first transfer (X + r of
+    the other input, bounded as the input's own is), and so is X + r of the other input (+ r of the
+    output where the case has its link repeat) from the busy cycles of the level that input's link
+    fills; the lesser sub-case bounds the input. On-loading waits for the longer of the two first
+    transfers, which no sum of charges bounds tightly: so the sub-case where the other's link
+    repeats is split by its r, best first, in halves of r's distinct values (each part floors the
+    input's r at its own least r; a part is not split by `branch`), while its least part stays
+    within `REFINE_GAP` below the goal; the least part bounds them all.
     `terms`: `operand_terms`' memo for this nest (operands not singled out share their terms).
     `busy` (lattice, least, chain): the least busy cycles on the outermost port with no link
     designated, which the caller has solved (used outside a proof, whose lattices keep to fewer points).
