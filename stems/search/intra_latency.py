@@ -846,7 +846,7 @@ def _loading_bound(
         # on-loading waits for both inputs' outermost links: split by the other's, repeating or made
         # once; op's first transfers count at least the other's least there (`Lattice(at_least=...)`)
         b, _ = links[rival]
-        r_often, _, r_floor = _first_transfers(probe, rival, b)
+        _, _, r_floor = _first_transfers(probe, rival, b)
         rival_terms, r, _, _ = _transfer_grids(probe, rival, b)
         repeats = rival_terms.repeats & np.isfinite(r)
 
@@ -893,29 +893,29 @@ def _loading_bound(
         # where the other's link repeats, best first by its first transfer r: a part below the goal
         # splits in two by r (each half's first transfers of op count at least its least r), until
         # the least part is proven or holds one value of r; the least part bounds them all
-        values = np.unique(r[repeats])
+        r_values = np.unique(r[repeats])  # the least is the least r where the link repeats
         goal = min(goal, once)
 
         def part(x: int, y: int, bound: float, each: list, source) -> tuple:
-            """The part of values[x:y] of r as a heap entry: its bound (at least `bound`, the whole's:
+            """The part of r_values[x:y] of r as a heap entry: its bound (at least `bound`, the whole's:
             it holds for each part), values, cases, and the scope name its terms are solved in."""
-            where = repeats & (r >= values[x]) & (r <= values[y - 1])
+            where = repeats & (r >= r_values[x]) & (r <= r_values[y - 1])
             name = ("repeats", x, y)
-            low, cases = sub_case(name, where, max(float(values[x]), r_often), source, each)
+            low, cases = sub_case(name, where, float(r_values[x]), source, each)
             return (max(low, bound), x, y, cases, name)
 
-        parts = [part(0, len(values), -math.inf, [], None)]
+        parts = [part(0, len(r_values), -math.inf, [], None)]
 
         def close() -> bool:
             return goal * (1 - REFINE_GAP) <= parts[0][0] < goal
 
-        if close() and len(values) > 1:
+        if close() and len(r_values) > 1:
             # the least r first: its floor is the whole's, so if it stays below, no split can prove
             value, _, _, each, whole = parts[0]
-            probe = part(0, 1, value, each, whole)
-            parts = [probe, (value, 1, len(values), each, whole)]
+            least_r = part(0, 1, value, each, whole)
+            parts = [least_r, (value, 1, len(r_values), each, whole)]
             heapq.heapify(parts)
-            if probe[0] < goal:  # the least part bounds them all
+            if least_r[0] < goal:  # the least part bounds them all
                 return min(once, parts[0][0])
         while close() and parts[0][2] - parts[0][1] > 1 and time.perf_counter() <= deadline:
             value, lo, hi, each, source = heapq.heappop(parts)
