@@ -457,6 +457,17 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
 
 
+def _resnet_layer2_conv1() -> Layer:
+    """ResNet-18's layer2.0.conv1: 64 -> 128 channels, 3x3, stride 2, 28x28 out."""
+    return Layer(
+        "l2c1",
+        Op.CONV,
+        Dims(K=128, C=64, OY=28, OX=28, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(56, 56)),
+        precision=ANN,
+    )
+
+
 def _resnet_layer4_conv1() -> Layer:
     """ResNet-18's layer4.0.conv1: 256 -> 512 channels, 3x3, stride 2, 7x7 out."""
     return Layer(
@@ -478,13 +489,7 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     from stems.search import intra_latency
 
     hw = load_hardware("tpu_like")
-    layer = Layer(
-        "l2c1",
-        Op.CONV,
-        Dims(K=128, C=64, OY=28, OX=28, FY=3, FX=3),
-        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(56, 56)),
-        precision=ANN,
-    )
+    layer = _resnet_layer2_conv1()
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
@@ -494,6 +499,34 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     monkeypatch.setattr(intra_latency, "REFINE_GAP", 0.0)
     plain = map_layer(layer, hw, "latency", use_cache=False)
     assert plain.solve.status is Status.FEASIBLE and plain.solve.objective == r.solve.objective
+
+
+def test_ports_where_nothing_overruns_share_the_proofs_stall_terms(monkeypatch) -> None:
+    """ResNet-18's layer2.0.conv1 on tpu_like: no load overruns its period on any port but DRAM's, at
+    any point of the lattice, so the proof's terms that add first transfers to those ports' overruns
+    are one term (`_stall_free`): its bound is the same as solving each port's, for fewer solves."""
+    from stems.search import intra_latency
+    from stems.search.lattice import Grid
+
+    hw = load_hardware("tpu_like")
+    layer = _resnet_layer2_conv1()
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    nest = nest_of(layer, hw)
+    u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
+    cycles, grid = float(math.prod(u.trips)), Grid(u.trips)
+    ports = intra_latency._ports(hw, nest)
+    free = [intra_latency._stall_free(nest, u, grid, p, cycles, {}) for p in ports]
+    assert [p.name for p, ok in zip(ports, free, strict=True) if not ok] == ["rw_port_1"]  # DRAM's
+    target = r.solve.objective - intra_latency.drain_cycles(hw, u)
+    links = intra_latency._outer_links(nest)
+
+    def proof() -> tuple[float, int]:
+        return intra_latency._loading_bound(nest, u, grid, links, cycles, math.inf, target, {}, prove=True)
+
+    shared, k_shared = proof()
+    monkeypatch.setattr(intra_latency, "_stall_free", lambda *args: False)
+    each, k_each = proof()
+    assert shared == each == target and k_shared < k_each
 
 
 def test_a_part_of_the_least_first_transfer_left_below_stops_the_refinement() -> None:

@@ -415,7 +415,8 @@ def _loading_bound(
     more than that bound is not solved: its least cannot raise the case (`below_lead`).
 
     `prove` (with a finite `target`): X + r_in (+ r_out where the output's link repeats) is also
-    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`), and
+    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`; the
+    ports where nothing overruns share one, `_stall_free`), and
     each lattice keeps an event only at points where what it alone costs (`_alone`) plus the
     cheapest first transfers stays below the target; a mapping elsewhere is at least the target, so
     the bound returned is at most `target`. A case whose terms all stay below also blends its
@@ -471,6 +472,7 @@ def _loading_bound(
     # event whose points it divides, its part of them, and the input whose first transfers it floors
     half: list = [None]
     spares: dict = {}
+    stall_free: dict = {}  # per port: `_stall_free`
 
     def first(op: str, a: int, floor: float = 0.0):
         """`op`'s event `a` charging only its first transfer (at least `floor`) on its outermost
@@ -729,7 +731,10 @@ def _loading_bound(
         one input and of the output (each charged operand's terms there carry its r besides its own
         charge). Points as `allowed` when the `designated` links repeat; `more` is added. A case's
         term: -inf if `below_lead`."""
-        key = (other, charged, kind, designated, more, scope[0])
+        if kind == "stall" and other not in stall_free:
+            stall_free[other] = _stall_free(nest, u, grid, other, cycles, terms)
+        same = kind == "stall" and stall_free[other]  # the same term on every port without stall
+        key = (None if same else other, charged, kind, designated, more, scope[0])
         if not known(key):
             summed = {
                 name: TermsSum(
@@ -964,6 +969,17 @@ def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, i
                     low = t.cost[a] + _x_offset(kind, cycles)
                     out[spec.name, a] = np.maximum(out.get((spec.name, a), 0.0), low)
     return out
+
+
+def _stall_free(nest, u, grid, port, cycles: float, memo: dict | None) -> bool:
+    """Whether no load on `port` overruns its period at any point of u's lattice: the port's stall
+    lattice then charges nothing, so a term that adds first transfers to it is the same term on
+    every such port (`_loading_bound` solves it once)."""
+    for spec in nest.operands:
+        t = operand_terms(nest, u, grid, spec, port, memo, None, cycles, "stall")
+        if t.fixed or any(np.any(np.isfinite(t.cost[a]) & (t.cost[a] != 0)) for a in range(t.first, t.n)):
+            return False
+    return True
 
 
 def _need(kind: str, cycles: float) -> float | None:
