@@ -457,24 +457,15 @@ def test_latency_proof_of_a_weight_bound_conv() -> None:
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
 
 
-def _resnet_layer2_conv1() -> Layer:
-    """ResNet-18's layer2.0.conv1: 64 -> 128 channels, 3x3, stride 2, 28x28 out."""
+def _resnet_stage_conv1(stage: int) -> Layer:
+    """ResNet-18's layer<stage>.0.conv1 (stage 2 to 4): 3x3 at stride 2, doubling the channels and
+    halving the 56x56 input of stage 1 once per stage (layer2: 64 -> 128 channels, 28x28 out)."""
+    c, out = 16 << stage, 56 >> (stage - 1)
     return Layer(
-        "l2c1",
+        f"l{stage}c1",
         Op.CONV,
-        Dims(K=128, C=64, OY=28, OX=28, FY=3, FX=3),
-        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(56, 56)),
-        precision=ANN,
-    )
-
-
-def _resnet_layer4_conv1() -> Layer:
-    """ResNet-18's layer4.0.conv1: 256 -> 512 channels, 3x3, stride 2, 7x7 out."""
-    return Layer(
-        "l4c1",
-        Op.CONV,
-        Dims(K=512, C=256, OY=7, OX=7, FY=3, FX=3),
-        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(14, 14)),
+        Dims(K=2 * c, C=c, OY=out, OX=out, FY=3, FX=3),
+        window=Window(stride=(2, 2), padding=(1, 1, 1, 1), input_yx=(2 * out, 2 * out)),
         precision=ANN,
     )
 
@@ -489,7 +480,7 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     from stems.search import intra_latency
 
     hw = load_hardware("tpu_like")
-    layer = _resnet_layer2_conv1()
+    layer = _resnet_stage_conv1(2)
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
@@ -509,7 +500,7 @@ def test_ports_where_nothing_overruns_share_the_proofs_stall_terms(monkeypatch) 
     from stems.search.lattice import Grid
 
     hw = load_hardware("tpu_like")
-    layer = _resnet_layer2_conv1()
+    layer = _resnet_stage_conv1(2)
     r = map_layer(layer, hw, "latency", use_cache=False)
     nest = nest_of(layer, hw)
     u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
@@ -571,7 +562,7 @@ def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
     import stems.search.intra_latency as intra_latency
 
     hw = load_hardware("tpu_like")
-    layer = _resnet_layer4_conv1()
+    layer = _resnet_stage_conv1(4)
     r = map_layer(layer, hw, "latency", use_cache=False)
     assert r.solve.status is Status.OPTIMAL
     assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
@@ -590,7 +581,7 @@ def test_a_proof_takes_the_minima_of_earlier_bounds_that_keep_to_its_points() ->
     from stems.search.lattice import Grid
 
     hw = load_hardware("tpu_like")
-    layer = _resnet_layer4_conv1()
+    layer = _resnet_stage_conv1(4)
     nest = nest_of(layer, hw)
     links = _outer_links(nest)
     u = next(u for u in unrollings(nest) if u.used == (32, 32))
