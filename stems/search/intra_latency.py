@@ -51,6 +51,7 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -472,7 +473,7 @@ def _loading_bound(
     # event whose points it divides, its part of them, and the input whose first transfers it floors
     half: list = [None]
     spares: dict = {}
-    stall_free: dict = {}  # per port: `_stall_free`
+    stall_free = cache(lambda port: _stall_free(nest, u, grid, port, cycles, terms))
 
     def first(op: str, a: int, floor: float = 0.0):
         """`op`'s event `a` charging only its first transfer (at least `floor`) on its outermost
@@ -731,9 +732,7 @@ def _loading_bound(
         one input and of the output (each charged operand's terms there carry its r besides its own
         charge). Points as `allowed` when the `designated` links repeat; `more` is added. A case's
         term: -inf if `below_lead`."""
-        if kind == "stall" and other not in stall_free:
-            stall_free[other] = _stall_free(nest, u, grid, other, cycles, terms)
-        same = kind == "stall" and stall_free[other]  # the same term on every port without stall
+        same = kind == "stall" and stall_free(other)  # the same term on every port without stall
         key = (None if same else other, charged, kind, designated, more, scope[0])
         if not known(key):
             summed = {
