@@ -446,15 +446,21 @@ def test_first_transfer_floor_raises_only_the_onload_event() -> None:
             assert np.array_equal(plain.cost[k], raised.cost[k])
 
 
+def _proven_latency(layer: Layer, hw: Hardware) -> LayerMapping:
+    """The latency search's answer for `layer`, asserted proven optimal and priced exactly."""
+    r = map_layer(layer, hw, "latency", use_cache=False)
+    assert r.solve.status is Status.OPTIMAL
+    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    return r
+
+
 def test_latency_proof_of_a_weight_bound_conv() -> None:
     """A 512-channel 3x3 conv at 7x7 (ResNet-18's layer4) on tpu_like streams its weights from DRAM
     and loads its input once: the optimum is proven only when on-loading waits for both inputs' links
     (the proof pass splits by the input's link and floors the weights' first transfer)."""
     hw = load_hardware("tpu_like")
     layer = _ann_conv("c", Dims(K=512, C=512, OY=7, OX=7, FY=3, FX=3), (1, 1, 1, 1), (7, 7))
-    r = map_layer(layer, hw, "latency", use_cache=False)
-    assert r.solve.status is Status.OPTIMAL
-    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    _proven_latency(layer, hw)
 
 
 def _resnet_stage_conv1(stage: int) -> Layer:
@@ -481,9 +487,7 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
 
     hw = load_hardware("tpu_like")
     layer = _resnet_stage_conv1(2)
-    r = map_layer(layer, hw, "latency", use_cache=False)
-    assert r.solve.status is Status.OPTIMAL
-    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    r = _proven_latency(layer, hw)
     monkeypatch.setattr(intra_latency, "REFINE_GAP", 1.0)
     bound, own, _ = _proof_at_its_mapping(layer, hw, r)
     assert own - 1 <= bound <= own + 1e-9
@@ -563,9 +567,7 @@ def test_a_case_just_below_its_goal_is_split_and_proven(monkeypatch) -> None:
 
     hw = load_hardware("tpu_like")
     layer = _resnet_stage_conv1(4)
-    r = map_layer(layer, hw, "latency", use_cache=False)
-    assert r.solve.status is Status.OPTIMAL
-    assert r.solve.objective == r.cost.latency_cycles == price(layer, hw, r.mapping).latency_cycles
+    r = _proven_latency(layer, hw)
     monkeypatch.setattr(intra_latency, "BRANCH", 0.0)
     plain = map_layer(layer, hw, "latency", use_cache=False)
     assert plain.solve.status is Status.FEASIBLE
