@@ -975,7 +975,7 @@ def _stall_free(nest, u, grid, port, cycles: float, memo: dict | None) -> bool:
     lattice then charges nothing, so a term that adds first transfers to it is the same term on
     every such port (`_loading_bound` solves it once)."""
     for spec in nest.operands:
-        t = operand_terms(nest, u, grid, spec, port, memo, None, cycles, "stall")
+        t = operand_terms(nest, u, grid, spec, port, memo, None, _need("stall", cycles), "stall")
         if t.fixed or any(np.any(np.isfinite(t.cost[a]) & (t.cost[a] != 0)) for a in range(t.first, t.n)):
             return False
     return True
