@@ -476,6 +476,66 @@ def _resnet_stage_conv1(stage: int) -> Layer:
     )
 
 
+def test_a_stall_lattice_charges_the_window_of_a_level_that_cannot_double_buffer(monkeypatch) -> None:
+    """ResNet-18's layer3.0.conv1 on tpu_like streams weights from DRAM into the 128 B register,
+    whose 72-weight tile leaves no room to double-buffer. With the input buffer's cut right below
+    the register's and only an OY loop between them, that loop tops the register's loops, so
+    stems.cost.latency allows each weight refill half its period: DRAM stalls 6480 cycles. DRAM's
+    stall lattice held to that chain charges exactly that (`OperandTerms.window`), and the chain its
+    backtrack returns is charged the same by `Lattice.charge`; without the window it charged 0."""
+    import numpy as np
+
+    from stems.cost.sample import prime_factors
+    from stems.search.intra_latency import _ports
+    from stems.search.lattice import Grid, OperandTerms
+    from stems.workload.model import LOOP_DIMS
+
+    hw = load_hardware("tpu_like")
+    layer = _resnet_stage_conv1(3)
+    nest = nest_of(layer, hw)
+    spatial = {"D1": {"K": 32}, "D2": {"C": 32}}
+    u = next(u for u in unrollings(nest) if u.as_dict() == spatial and u.trips[3:] == (8, 4, 14, 14, 3, 3))
+    loops = [["FY", 3], ["FX", 3], ["OY", 7], ["OX", 14], ["K", 8], ["OY", 2], ["C", 4]]
+    cuts = {
+        "I": {"sram_2MB": 5, "dram": 7},
+        "W": {"rf_128B": 6, "dram": 7},
+        "O": {"rf_2B": 2, "sram_2MB": 7, "dram": 7},
+    }
+    m = Mapping.from_dict({"spatial": spatial, "temporal": loops, "cuts": cuts})
+    stall = price(layer, hw, m).level_stall_cycles["dram"]
+    assert stall == 6480
+    grid = Grid(u.trips)
+
+    def only(cut: int, keep: bool = True) -> np.ndarray:
+        """The lattice point of a cut after `cut` loops (or every other point)."""
+        point = tuple(
+            sum(prime_factors(t).count(p) for name, t in loops[:cut] if LOOP_DIMS.index(name) == d)
+            for d, p, _ in grid.axes
+        )
+        mask = np.full(grid.shape, not keep)
+        mask[point] = keep
+        return mask
+
+    allowed = {("I", 1): only(5), ("W", 1): only(6), ("O", 1): only(6, False), ("O", 2): only(6, False)}
+
+    def chain():
+        lat = Lattice(
+            nest, u, _ports(hw, nest)[0], grid, need=float(math.prod(u.trips)), kind="stall", allowed=allowed
+        )
+        found = lat.solve({})
+        assert lat.charge(found) == found.value
+        return found
+
+    found = chain()
+    assert found.value == stall
+    assert [e.point for e in found.events if (e.operand, e.a) in (("I", 1), ("W", 1))] == [
+        tuple(np.argwhere(allowed["I", 1])[0]),
+        tuple(np.argwhere(allowed["W", 1])[0]),
+    ]
+    monkeypatch.setattr(OperandTerms, "window", lambda self, a: None)
+    assert chain().value == 0
+
+
 def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> None:
     """ResNet-18's layer2.0.conv1 (64 -> 128 channels, 3x3, stride 2, 28x28 out) on tpu_like loads
     both inputs from DRAM, so on-loading waits for the longer of their first transfers,

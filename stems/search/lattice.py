@@ -264,14 +264,17 @@ class OperandTerms:
     # with a port: cycles of one transfer at the lower end of event a's link (the level filled or
     # emptied), which on- or off-loading also waits for (stems.cost.latency takes the slower end)
     near: dict[int, object] = field(default_factory=dict)
+    # inputs: where the level event a fills (a-1) cannot double-buffer, its tile taking over half of it
+    single: dict[int, object] = field(default_factory=dict)
     _least: dict[int, float] = field(default_factory=dict)
     _reach: dict[int, tuple[int | None, ...] | None] = field(default_factory=dict)
     _least_held: dict[int, float] = field(default_factory=dict)
+    _window: dict[int, np.ndarray | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cost = _LazyCost(self)
         if self.build is not None:  # events are built when first read: a bound may need only some
-            for name in ("rate", "psum", "ps_small", "held", "always_psum", "near"):
+            for name in ("rate", "psum", "ps_small", "held", "always_psum", "near", "single"):
                 if not isinstance(getattr(self, name), _PerEvent):  # else shared (operand_terms' memo)
                     setattr(self, name, _PerEvent(self.build, getattr(self, name)))
 
@@ -342,6 +345,32 @@ class OperandTerms:
         if a == 0 and not self.spec.output:
             charge = np.where(self.zero, charge, INF)
         return np.broadcast_to(charge, self.grid.shape), np.ceil(bits / width)
+
+    @property
+    def segment(self) -> tuple[bool, ...]:
+        """Per grid axis: whether its loop is one of the operand's reuse loops (and not absent)."""
+        return tuple(d in self.reuse_dims and d not in self.absent_dims for d, _, _ in self.grid.axes)
+
+    def window(self, a: int) -> np.ndarray | None:
+        """Stall charge only: what event a's move overruns beyond its `_need` charge when only reuse
+        loops (`segment`) lie between the chain's previous event and this one (`Lattice.solve`).
+        They are then the top of the loops of the level the move fills, and where that level cannot
+        double-buffer (inputs, `single`), stems.cost.latency allows a transfer the period over their
+        product (at least the least prime of those loops), not the whole period. None: nowhere."""
+        if self.need is None or self.need[2] != "stall" or self.spec.output or a < 1:
+            return None
+        if a not in self._window:
+            primes = [p for (_, p, _), seg in zip(self.grid.axes, self.segment, strict=True) if seg]
+            out = None
+            if primes:
+                cycles, width, _ = self.need
+                every = self.grid.count(self.absent_dims)
+                real = np.ceil(self.rate[a] / width)
+                period = cycles / every
+                more = np.maximum(0.0, real - period / min(primes)) - np.maximum(0.0, real - period)
+                out = np.where(self.single[a] & (every >= 2), more * (every - 1), 0.0)
+            self._window[a] = np.broadcast_to(out, self.grid.shape) if out is not None and out.any() else None
+        return self._window[a]
 
     def least(self, k: int) -> float:
         """Smallest charge of event k anywhere (capacity ignored): a lower bound. The rate depends on
@@ -582,6 +611,7 @@ def operand_terms(
         else:
             h = tile * spec.bits * dbl
             out.held[a] = (h, h)
+            out.single[a] = tile * spec.bits > spec.levels[lo].size_bits / 2
 
     key = (
         spec.name,
@@ -602,7 +632,7 @@ def operand_terms(
     if shared is not None:
         same = {
             k: getattr(shared, k)
-            for k in ("rate", "held", "always_psum", "near", "_least", "_reach", "_least_held")
+            for k in ("rate", "held", "always_psum", "near", "single", "_least", "_reach", "_least_held")
         }
     if spec.output:
         psum0 = reuse_left or sp_open[1]
@@ -815,6 +845,11 @@ class TermsSum:
         wb, we = self.weights
         return wb * self.base.at_origin(k) + we * self.extra.at_origin(k)
 
+    def window(self, a: int) -> np.ndarray | None:
+        parts = [(w, t.window(a)) for w, t in zip(self.weights, (self.base, self.extra), strict=True)]
+        parts = [w * x for w, x in parts if w and x is not None]
+        return sum(parts[1:], parts[0]) if parts else None
+
 
 class _SumCost(dict):
     """TermsSum's per-event charges, summed when first read (inf where either is)."""
@@ -866,6 +901,19 @@ def _closure(v: np.ndarray) -> None:
             for j in range(1, n):
                 np.minimum(w[:, j], w[:, j - 1], out=w[:, j])
         outer *= n
+
+
+def _from_elsewhere(v: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """w[s, P] = min over the grid `axes` r of v[s, P - e_r] (inf where P_r = 0): with v a running
+    minimum (`_closure`), the least value over the points below P that lie below it on one of those
+    axes."""
+    out = np.full_like(v, INF)
+    for ax in axes:
+        if v.shape[ax + 1] > 1:
+            dst = (slice(None),) * (ax + 1) + (slice(1, None),)
+            src = (slice(None),) * (ax + 1) + (slice(0, -1),)
+            np.minimum(out[dst], v[src], out=out[dst])
+    return out
 
 
 def _hits(mask: np.ndarray) -> Iterator[tuple[int, ...]]:
@@ -990,6 +1038,7 @@ class Lattice:
         self.allowed = allowed or {}
         self.origin = (0,) * len(grid.shape)
         self.full = tuple(s - 1 for s in grid.shape)
+        self._windows: dict = {}
 
     # -- states -------------------------------------------------------------------------------------
     def root_bound(self, upto: int | None = None) -> float:
@@ -1023,6 +1072,27 @@ class Lattice:
     @property
     def relaxed(self) -> bool:
         return len(self.terms) < len(self.nest.operands)
+
+    def _window(self, i: int, k: int) -> np.ndarray | None:
+        """Operand i's event k: its `OperandTerms.window` charge (None: none)."""
+        if (i, k) not in self._windows:
+            x = self.terms[i].window(k)
+            self._windows[i, k] = x
+        return self._windows[i, k]
+
+    @property
+    def windowed(self) -> bool:
+        """Whether an event charges a window stall (`OperandTerms.window`): `solve` then keeps the
+        values of each state before the running minimum too."""
+        return any(
+            self._window(i, k) is not None
+            for i, t in enumerate(self.terms)
+            for k in range(max(1, t.first), t.n)
+        )
+
+    def _breaks(self, i: int) -> tuple[int, ...]:
+        """The grid axes of loops that are not operand i's reuse loops (`OperandTerms.segment`)."""
+        return tuple(ax for ax, seg in enumerate(self.terms[i].segment) if not seg)
 
     def _start(self) -> tuple[tuple[int, int], ...]:
         return tuple((t.first, int(t.psum0) if t.flagged else 0) for t in self.terms)
@@ -1126,12 +1196,17 @@ class Lattice:
         v[(0, *self.origin)] = 0.0
         level = {box: ([start], v)}  # box -> the states with that box, and their stacked values
         closed: dict = {}
+        windowed = self.windowed
+        raws: dict = {}  # box -> values before the running minimum (windowed lattices only)
+        raw_of: dict = {}  # state -> the same, for `_backtrack`
         finals: list[tuple[tuple, float]] = []
         kinds: dict = {}  # a kind of move seen at several levels: its slices and charges (`_move_kind`)
         while level:
             boxes: dict = {}  # next state -> its box
             moves: dict = {}  # (operand, progress, flag, new flag, box, next box) -> (rows, next states)
             for box, (states, v) in level.items():
+                if windowed:
+                    raws[box] = v.copy()
                 _closure(v)
                 if limit < INF:
                     owed = np.array([sum(rest[i, k, f] for i, (k, f) in enumerate(st)) for st in states])
@@ -1141,6 +1216,8 @@ class Lattice:
                     if not live[j]:
                         continue
                     closed[state] = v[j]
+                    if windowed:
+                        raw_of[state] = raws[box][j]
                     done = True
                     for i, (k, f) in enumerate(state):
                         if k >= ends[i]:
@@ -1172,6 +1249,22 @@ class Lattice:
                     kinds[key] = _move_kind(trans, *key)
                 inter, cost, whole_src, whole_dst = kinds[key]
                 dst = [row[s2] for s2 in targets]
+                x = self._window(key[0], key[1]) if windowed else None
+                if x is not None:  # a window stall unless the previous event was elsewhere or here
+                    rows_of = (src, *inter)
+                    here = v[rows_of]
+                    came = (
+                        np.minimum(
+                            np.minimum(_from_elsewhere(here, self._breaks(key[0])), raws[key[4]][rows_of]),
+                            here + x[inter],
+                        )
+                        + cost
+                    )
+                    if whole_dst:
+                        nv[dst] = np.minimum(nv[dst], came)
+                    else:
+                        nv[(dst, *inter)] = np.minimum(nv[(dst, *inter)], came)
+                    continue
                 if len(src) == 1:  # most moves have one source row: views, no gather
                     out = nv[dst[0]][inter]
                     np.minimum(out, v[src[0]][inter] + cost, out=out)
@@ -1195,10 +1288,10 @@ class Lattice:
         chains = []
         if room:
             s_end = min(st for st, val in finals if val == best)
-            chains = self._backtrack(s_end, best, closed, trans, 1, room)
+            chains = self._backtrack(s_end, best, closed, trans, 1, room, raw_of)
         for s_end, val in sorted(finals):
             if val == best and len(chains) < ties:
-                more = self._backtrack(s_end, best, closed, trans, ties - len(chains))
+                more = self._backtrack(s_end, best, closed, trans, ties - len(chains), raws=raw_of)
                 chains += [c for c in more if c not in chains]
         events = chains[0]
         return Chain(
@@ -1206,22 +1299,32 @@ class Lattice:
         )
 
     def _backtrack(
-        self, state, value, closed, trans, limit: int = 1, room: dict[str, float] | None = None
+        self,
+        state,
+        value,
+        closed,
+        trans,
+        limit: int = 1,
+        room: dict[str, float] | None = None,
+        raws: dict | None = None,
     ) -> list[list[Event]]:
         """Walk back from the final state: a point below the current one where the value was set, and
         the event into it; every such choice, depth first in a fixed order (so the answer is
         deterministic), until `limit` tied chains are found. With `room` {level: bits}, only chains
         whose tiles at those levels fit together: a partial chain already over is dropped, and the
-        walk gives up (returns none) after `TIE_STEPS` steps."""
+        walk gives up (returns none) after `TIE_STEPS` steps. `raws` (windowed lattices): each
+        state's values before the running minimum; an event that charged no window stall because
+        the previous one was at its own point continues from exactly that point."""
         start = self._start()
         out: list[list[Event]] = []
         steps = [0]
 
-        def preds(state, point, value):
+        def preds(state, point, value, exact):
             for i, (k, f2) in enumerate(state):
                 t = self.terms[i]
                 if k <= t.first:
                     continue
+                x = self._window(i, k - 1) if raws else None
                 for f in (0, 1) if t.flagged else (0,):
                     s0 = (*state[:i], (k - 1, f), *state[i + 1 :])
                     v0 = closed.get(s0)
@@ -1231,18 +1334,38 @@ class Lattice:
                     for g, cost in trans[i, k - 1, f][0]:
                         if g != f2:
                             continue
-                        cand = v0[reach] + cost[reach]
+                        if x is None:
+                            cand = v0[reach] + cost[reach]
+                            for p in _hits(cand == value):
+                                if not exact or p == point:
+                                    yield i, k - 1, s0, p, p, float(v0[p]), False
+                            continue
+                        elsewhere = _from_elsewhere(v0[None], self._breaks(i))[0]
+                        r0 = raws[s0]
+                        opts = (elsewhere[reach] + cost[reach], r0[reach] + cost[reach])
+                        cand = np.minimum(np.minimum(*opts), v0[reach] + x[reach] + cost[reach])
                         for p in _hits(cand == value):
-                            yield i, k - 1, s0, p, float(v0[p])
+                            if exact and p != point:
+                                continue
+                            if opts[0][p] == value:  # the previous event below on another axis
+                                for ax in self._breaks(i):
+                                    q = (*p[:ax], p[ax] - 1, *p[ax + 1 :])
+                                    if p[ax] and v0[q] == elsewhere[p]:
+                                        yield i, k - 1, s0, p, q, float(v0[q]), False
+                                        break
+                            elif opts[1][p] == value:  # the previous event at this point
+                                yield i, k - 1, s0, p, p, float(r0[p]), True
+                            else:
+                                yield i, k - 1, s0, p, p, float(v0[p]), False
 
-        def walk(state, point, value, acc, used):
+        def walk(state, point, value, acc, used, exact=False):
             if len(out) >= limit:
                 return
             if state == start:
                 out.append(acc[::-1])
                 return
             found = False
-            for i, a, s0, p, prev in preds(state, point, value):
+            for i, a, s0, p, q, prev, at_p in preds(state, point, value, exact):
                 found = True
                 held = used
                 if room is not None:
@@ -1255,7 +1378,7 @@ class Lattice:
                         held = {**used, lv: used.get(lv, 0.0) + float(_at(t.held[a][s0[i][1]], p))}
                         if held[lv] > room[lv]:
                             continue
-                walk(s0, p, prev, [*acc, Event(self.terms[i].spec.name, a, p)], held)
+                walk(s0, q, prev, [*acc, Event(self.terms[i].spec.name, a, p)], held, at_p)
                 if len(out) >= limit:
                     return
             if not found:
@@ -1284,13 +1407,23 @@ class Lattice:
     def charge(self, chain: Chain) -> float:
         """This lattice's charge of a chain found on another lattice of the same unrolling (inf where
         an event is not allowed here); capacity is not checked."""
-        by_op = {t.spec.name: t for t in self.terms}
+        index = {t.spec.name: i for i, t in enumerate(self.terms)}
         total = self.fixed
+        before = self.origin  # the previous event's point (`solve`: window stalls)
         for e in chain.events:
             where = self.allowed.get((e.operand, e.a))
             if where is not None and not _at(where, e.point):
                 return INF
-            total += float(_at(by_op[e.operand].cost[e.a], e.point))
+            i = index[e.operand]
+            total += float(_at(self.terms[i].cost[e.a], e.point))
+            x = self._window(i, e.a)
+            if (
+                x is not None
+                and e.point != before
+                and all(before[ax] == e.point[ax] for ax in self._breaks(i))
+            ):
+                total += float(_at(x, e.point))
+            before = e.point
         return total
 
     # -- the mapping a chain describes --------------------------------------------------------------
