@@ -25,6 +25,7 @@ OBJECTIVES = ("energy", "latency", "edp", "energy@1.1x latency")
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objective", choices=(*OBJECTIVES[:3], "all"), default="all")
+    ap.add_argument("--proof-depth", type=int, default=1, help="SolveOptions.proof_depth")
     args = ap.parse_args()
     objectives = OBJECTIVES if args.objective == "all" else (args.objective,)
     layers = resnet18_layers()
@@ -55,10 +56,11 @@ def main() -> int:
         answers = hashlib.sha256()
         for x in distinct:
             clear_cache()
+            options = SolveOptions(proof_depth=args.proof_depth)
             if objective == "energy@1.1x latency":
-                r = map_layer(x, hw, "energy", SolveOptions(), latency_bound=1.1 * fastest[x.name])
+                r = map_layer(x, hw, "energy", options, latency_bound=1.1 * fastest[x.name])
             else:
-                r = map_layer(x, hw, objective, SolveOptions())
+                r = map_layer(x, hw, objective, options)
             if objective == "latency":
                 fastest[x.name] = r.cost.latency_cycles
             solves += r.stats.dp_solves

@@ -44,6 +44,12 @@ def main() -> int:
         "--reference", action="store_true", help="use the recorded ZigZag run instead of running it"
     )
     ap.add_argument("--repeat", type=int, default=5, help="stems runs; its wall is their median")
+    ap.add_argument(
+        "--proof-depth",
+        type=int,
+        default=1,
+        help="SolveOptions.proof_depth: how far latency proofs split their cases (9 proves every layer)",
+    )
     args = ap.parse_args()
     args.repeat = max(args.repeat, 1)
     logging.disable(logging.WARNING)  # ZigZag logs every layer at INFO and warns on conv1's C=3
@@ -70,7 +76,8 @@ def main() -> int:
     def run_stems(objective: str) -> tuple[float, list]:
         clear_cache()
         start = time.perf_counter()
-        results = map_workload(layers, hw, objective, SolveOptions(time_limit_s=60), workers=args.workers)
+        options = SolveOptions(time_limit_s=60, proof_depth=args.proof_depth)
+        results = map_workload(layers, hw, objective, options, workers=args.workers)
         return time.perf_counter() - start, results
 
     for objective in objectives:

@@ -120,7 +120,7 @@ def layer_key(layer: Layer) -> tuple:
 
 
 def cache_key(layer: Layer, hw: Hardware, objective: str, latency_bound: float | None, options: SolveOptions):
-    return (layer_key(layer), hw, objective, latency_bound, options.time_limit_s)
+    return (layer_key(layer), hw, objective, latency_bound, options.time_limit_s, options.proof_depth)
 
 
 def clear_cache() -> None:

@@ -39,6 +39,11 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
   blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
   descended from, and the proof runs again with the new target.
+* Prove deeper (`SolveOptions.proof_depth` > 1, after the quick proof failed): all of a case's
+  bounds are blended at once (weights by a linear program, `_simplex_top`), the sub-cases of the
+  other input's link are split by event points up to that many levels (cases up to `DEEP_BRANCH`
+  below the target), and where the output's link is made once, by whether the port has spare
+  bandwidth (each side with every port's busy cycles or overrun plus the links' first transfers).
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -51,9 +56,10 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, reduce
 
 import numpy as np
+from ortools.linear_solver import pywraplp
 
 from stems.cost.mapping import Mapping
 from stems.cost.model import nest_of, price_batch
@@ -74,7 +80,8 @@ MINIMA_PAIRS, MINIMA_WEIGHTS = 3, (0.2, 0.4, 0.6, 0.8)  # blends solved for thei
 SCOUT = 4  # latency: the rest are scouted when more unrollings than this are open (`map_latency`)
 LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when proving (`_loading_bound`)
 REFINE_GAP = 0.02  # a proof's parts by the other input's first transfer are split this close to the goal
-BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split once (`_loading_bound`)
+BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split (`_loading_bound`)
+DEEP_BRANCH = 0.1  # the same where the proof may split further (`SolveOptions.proof_depth` > 1)
 
 
 def _value(objective: str, energy, latency, bound: float | None):
@@ -391,6 +398,7 @@ def _loading_bound(
     minima: list | None = None,
     busy: tuple[Lattice, float, Chain] | None = None,
     solved: dict | None = None,
+    depth: int = 1,
 ) -> tuple[float, int]:
     """A lower bound of latency - drain over the mappings of `u` from the loading of the outermost
     links (`_outer_links`), and the lattice solves spent; it stops early once it reaches `target`.
@@ -447,7 +455,10 @@ def _loading_bound(
     `solved` (a dict the caller keeps per unrolling): each term's lattice minimum, from this call
     and earlier ones, with the goal that ruled its points. A call whose goal is no higher keeps to
     fewer points of the same charges: an earlier minimum whose mapping keeps to them is its too,
-    without a solve."""
+    without a solve.
+    `depth` > 1 (with `prove`): the deeper proof (module docstring): `joint` blends, a case of the
+    other input's sub-cases split `depth` levels deep, and the once output's case split by spare
+    bandwidth (`no_spare_or_spare`)."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -468,7 +479,9 @@ def _loading_bound(
     # first transfers of the links designated), which every lattice of the current sub-case keeps to
     scope: list = [None, None, {}]
     lead: list = [None]  # the strongest lattice bound so far of the case being evaluated (`case`)
-    splitting = [True]  # whether a case may be split (`branch`: one level)
+    # how many more times a case may be split (`branch`): once, and `depth` times in the sub-cases
+    # of the other input's link (`op_bound`'s split), where a deeper proof closes its gaps
+    splits = [1]
     # in a part of a split case (`branch`, or op_bound's sub-cases): the whole case's scope, the
     # event whose points it divides, its part of them, and the input whose first transfers it floors
     half: list = [None]
@@ -560,12 +573,17 @@ def _loading_bound(
             **charges,
         )
 
-    def blended(f: _Bound, g: _Bound, w: float) -> _Bound:
-        """(1 - w) f + w g, in one lattice: a lower bound of max(f, g) over the mappings both allow."""
-        pairs = zip(f.lat.terms, g.lat.terms, strict=True)
-        known = {tf.spec.name: TermsSum(tf, tg, (1 - w, w)) for tf, tg in pairs}
-        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=_both(f.lat.allowed, g.lat.allowed)))
-        return b + ((1 - w) * f.const + w * g.const)
+    def blended(bounds: Sequence[_Bound], weights: Sequence[float]) -> _Bound:
+        """The bounds weighted (the weights sum to 1), in one lattice: a lower bound of their maximum
+        over the mappings they all allow."""
+        weights = tuple(weights)
+        known = {
+            parts[0].spec.name: TermsSum(parts, weights)
+            for parts in zip(*(b.lat.terms for b in bounds), strict=True)
+        }
+        allowed = reduce(_both, (b.lat.allowed for b in bounds), None)
+        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=allowed))
+        return b + sum(w * x.const for w, x in zip(weights, bounds, strict=True))
 
     def lagrange(bounds: list[_Bound], goal: float) -> tuple[float, Chain | None]:
         """max over w of min over mappings of (1 - w) f + w g, for the strongest bound f and each g
@@ -589,7 +607,7 @@ def _loading_bound(
                     if minima is not None and top < goal:
                         skipped.append((top, f, g))
                     break
-                b = blended(f, g, w)
+                b = blended((f, g), (1 - w, w))
                 best = max(best, float(b))
                 if b.chain is None or best >= goal:
                     break
@@ -597,13 +615,31 @@ def _loading_bound(
                 lines.append((f.at(b.chain), g.at(b.chain)))
         return best, other
 
+    def joint(bounds: list[_Bound], goal: float, best: float) -> float:
+        """max over weights of min over mappings of the bounds weighted, all of them at once, by
+        cutting planes (`_simplex_top`): a mapping that two bounds leave below the goal may be one a
+        third rules out, which no pair's blend (`lagrange`) sees. Stops where the planes stay below
+        `goal` (no weights can reach it) or the blend meets them; `best` is what the pairs reached."""
+        chains = [b.chain for b in bounds]
+        for _ in range(LAGRANGE_STEPS):
+            weights, top = _simplex_top([[b.at(c) for b in bounds] for c in chains], goal)
+            if top < goal or top <= best * (1 + REL):
+                break
+            used = [i for i, w in enumerate(weights) if w > 0]
+            b = blended([bounds[i] for i in used], [weights[i] for i in used])
+            best = max(best, float(b))
+            if b.chain is None or best >= goal:
+                break
+            chains.append(b.chain)
+        return best
+
     def branch(terms, goal: float, lead_chain: Chain, other: Chain) -> float:
         """A case split in two by one event's points, and the lesser of the two halves' values
         (-inf if the first stays below `goal`: the split then cannot prove the case). The event is
         the first of `lead_chain` placed elsewhere in `other`, and the halves divide its points on
         the axis where the two places differ most, between them: a blend may stay below the goal
         only because mappings of both kinds are open to it (the gap of a Lagrangian relaxation),
-        and each half keeps one kind out. One level: the halves' cases are not split again."""
+        and each half keeps one kind out. The halves' cases are split again while `splits` allows."""
         places = {(e.operand, e.a): e.point for e in other.events}
         event = next((e for e in lead_chain.events if places.get((e.operand, e.a), e.point) != e.point), None)
         if event is None:
@@ -616,7 +652,7 @@ def _loading_bound(
         below = np.arange(grid.shape[axis]).reshape(shape) <= cut
         saved, saved_half = list(scope), half[0]
         parts = []
-        splitting[0] = False
+        splits[0] -= 1
         for side in (below, ~below):
             where = {(event.operand, event.a): np.broadcast_to(side, grid.shape)}
             half[0] = (saved[0], (event.operand, event.a), where[event.operand, event.a], None)
@@ -630,7 +666,7 @@ def _loading_bound(
                 break
         scope[:] = saved
         half[0] = saved_half
-        splitting[0] = True
+        splits[0] += 1
         return min(parts) if parts[0] >= goal else -math.inf
 
     def known(key: tuple) -> bool:
@@ -703,13 +739,17 @@ def _loading_bound(
                 seen.append(x)
         if prove and len(seen) > 1:
             low, other = lagrange(seen, goal)
+            if depth > 1 and low < goal and len(seen) > 2:
+                low = joint(seen, goal, low)
             value = max(value, low)
             # only against the proof's own goal (a case's goal may be the least of the cases before it)
             if (
-                splitting[0]
+                splits[0]
                 and other is not None
                 and goal == proof_goal
-                and goal * (1 - BRANCH) <= value < goal
+                and goal * (1 - (DEEP_BRANCH if depth > 1 and scope[0] is not None else BRANCH))
+                <= value
+                < goal
             ):
                 value = max(value, branch(terms, goal, max(seen).chain, other))
         return value
@@ -737,8 +777,12 @@ def _loading_bound(
         if not known(key):
             summed = {
                 name: TermsSum(
-                    operand_terms(nest, u, grid, specs[name], other, terms, None, _need(kind, cycles), kind),
-                    first(name, e, scope[2].get(name, 0.0)),
+                    (
+                        operand_terms(
+                            nest, u, grid, specs[name], other, terms, None, _need(kind, cycles), kind
+                        ),
+                        first(name, e, scope[2].get(name, 0.0)),
+                    )
                 )
                 for name, e in charged
             }
@@ -784,6 +828,55 @@ def _loading_bound(
             """X (+ r) over the mappings repeating the `designated` links, as a case's terms: busy
             cycles and cycles + overrun, each a lattice bound (`lagrange` may blend them)."""
             return [lambda kind=kind: least_term(port, designated, kind) for kind in ("busy", "stall")]
+
+        def no_spare_or_spare(often: tuple, once: tuple, floor: float) -> list:
+            """The terms of the once links' bound split in two cases (deeper proofs): the port has no
+            spare bandwidth (N >= width: nothing post-stores, so X + r of every link) or some (N <
+            width: r + N X / width, and a mapping below the goal has X < goal, so r + N X / width >=
+            r + X + N goal / width - goal). Either way X is bounded by every port's busy cycles or
+            cycles + overrun, in one lattice with the links' first transfers (and N)."""
+
+            def term(p, kind: str, spare_some: bool) -> float:
+                key = ("spare" if spare_some else "none", p, often, once, kind, scope[0])
+                if not known(key):
+                    summed = {}
+                    for name, spec in specs.items():
+                        parts = [
+                            operand_terms(nest, u, grid, spec, p, terms, None, _need(kind, cycles), kind)
+                        ]
+                        weights = [1.0]
+                        if spare_some:
+                            parts.append(
+                                operand_terms(nest, u, grid, spec, port, terms, None, cycles, "need")
+                            )
+                            weights.append(proof_goal / cycles)
+                        for op_, e in often:
+                            if op_ == name:
+                                parts.append(first(name, e, scope[2].get(name, 0.0)))
+                                weights.append(1.0)
+                        for op_, e in once:
+                            if op_ == name:
+                                parts.append(
+                                    operand_terms(
+                                        nest, u, grid, spec, port, terms, e, cycles, "first", once=True
+                                    )
+                                )
+                                weights.append(1.0)
+                        summed[name] = TermsSum(tuple(parts), tuple(weights))
+                    narrow = spare(port) if spare_some else None
+                    lat = lattice(p, kind, often, floor, narrow, known=summed)
+                    add = _x_offset(kind, cycles) - (proof_goal if spare_some else 0.0)
+                    memo[key] = least_chain(lat, key) + add
+                return memo[key]
+
+            return [
+                [
+                    lambda p=p, kind=kind, spare_some=spare_some: term(p, kind, spare_some)
+                    for p in ports
+                    for kind in ("busy", "stall")
+                ]
+                for spare_some in (False, True)
+            ]
 
         def x_plus(first: float, designated: tuple) -> float:  # X + r over the mappings repeating it
             return max(cycles + first, least(port, designated), cycles + least(port, designated, "stall"))
@@ -842,6 +935,14 @@ def _loading_bound(
                     ),
                 ],
             ]
+            if prove and depth > 1:  # the input repeating, the output once: by spare bandwidth
+                none, some = no_spare_or_spare(i, o, out_floor)
+                common = [lambda: cycles + in_often + out_floor, *x_terms(i)]
+                meta[1:2] = [meta[1]] * 2
+                cases[1:2] = [
+                    [*common, lambda: out_once + x_plus(in_often, i), *none, *cross(i, out_floor)],
+                    [*common, lambda: coupled(port, i, o, out_floor, True), *some, *cross(i, out_floor)],
+                ]
         rival = "I" if op == "W" else "W"
         if not split:
             return least_case(cases, goal)
@@ -877,7 +978,7 @@ def _loading_bound(
                     for d, out, add in meta
                 ]
             each: list = []
-            splitting[0] = parent is None  # a part below the goal is split again by r, not by `branch`
+            splits[0] = depth if parent is None else 0  # a part below the goal is split by r, not `branch`
             value = least_case(
                 [
                     [lambda v=proven[j]: v] if j < len(proven) and proven[j] >= goal else [*c, *extra, *m]
@@ -888,7 +989,7 @@ def _loading_bound(
             )
             scope[:] = [None, None, {}]
             half[0] = None
-            splitting[0] = True
+            splits[0] = 1
             return value, each
 
         once, _ = sub_case("once", rival_terms.made_once, r_floor)
@@ -941,7 +1042,7 @@ def _loading_bound(
     if minima is not None and best < target:  # not proven: minima of the closest pairs' blends too
         for _, f, g in sorted(skipped, key=lambda x: -x[0])[:MINIMA_PAIRS]:
             for w in MINIMA_WEIGHTS:
-                blended(f, g, w)
+                blended((f, g), (1 - w, w))
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
     return float(min(best, target)), n_dp
 
@@ -1214,6 +1315,15 @@ def map_latency(
                 break
         if not improved:
             break
+    if options.proof_depth > 1:  # a deeper proof of the unrollings the quick one left open
+        for idx, u, grid in sorted(recheck, key=lambda x: bounds[x[0]]):
+            if bounds[idx] >= best_key[0] * (1 - REL) or time.perf_counter() > deadline:
+                continue
+            bound, k = loading_bound(u, grid, best_key[0] - drain[u], prove=True, depth=options.proof_depth)
+            n_dp += k
+            bounds[idx] = max(bounds[idx], bound + drain[u])
+            if bounds[idx] < best_key[0] * (1 - REL):
+                break
     wall = time.perf_counter() - start
     stats = SearchStats(len(space), solved, len(space) - solved, n_dp, searched)
     if best_map is None or not math.isfinite(best_key[0]):
@@ -1276,6 +1386,24 @@ def _highest_point(lines: list[tuple[float, float]]) -> tuple[float, float]:
             if 0.0 < w < 1.0:
                 cands.add(w)
     return max(((w, min(at(w, a, b) for a, b in lines)) for w in sorted(cands)), key=lambda x: x[1])
+
+
+def _simplex_top(rows: list[list[float]], goal: float) -> tuple[list[float], float]:
+    """The weights w (w >= 0, sum 1) where the lowest of the planes w -> sum_i w_i rows[c][i] is
+    highest, and that value: a linear program (OR-Tools' GLOP). A charge above `goal` (inf where a
+    lattice rules a mapping out) counts as twice `goal`: a plane only needs to say whether weights
+    reach the goal, and a lower plane still bounds the blend's maximum from above."""
+    lp = pywraplp.Solver.CreateSolver("GLOP")
+    weights = [lp.NumVar(0.0, 1.0, "") for _ in rows[0]]
+    top = lp.NumVar(-lp.infinity(), lp.infinity(), "")
+    lp.Add(sum(weights) == 1)
+    cap = 2 * goal
+    for row in rows:
+        lp.Add(top <= sum(min(v, cap) * w for v, w in zip(row, weights, strict=True)))
+    lp.Maximize(top)
+    if lp.Solve() != pywraplp.Solver.OPTIMAL:
+        return [1.0 / len(weights)] * len(weights), -math.inf
+    return [max(w.solution_value(), 0.0) for w in weights], top.solution_value()
 
 
 def _both(a: dict | None, b: dict | None) -> dict | None:

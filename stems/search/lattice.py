@@ -822,37 +822,36 @@ def origin_bound(nest: Nest, u: Unrolling) -> float:
 
 
 class TermsSum:
-    """Two charges of one operand under one unrolling (same tiles and partial sums), summed per
+    """Several charges of one operand under one unrolling (same tiles and partial sums), summed per
     event with non-negative weights: say, a port's busy cycles and the first transfer of a link on
-    another port, or two lower bounds blended (a Lagrangian relaxation of their maximum)."""
+    another port, or lower bounds blended (a Lagrangian relaxation of their maximum)."""
 
-    def __init__(
-        self, base: OperandTerms, extra: OperandTerms, weights: tuple[float, float] = (1.0, 1.0)
-    ) -> None:
-        self.base, self.extra, self.weights = base, extra, weights
-        wb, we = weights
-        self.fixed = wb * base.fixed + we * extra.fixed
+    def __init__(self, parts: tuple[OperandTerms, ...], weights: tuple[float, ...] | None = None) -> None:
+        self.parts = parts
+        self.weights = weights = weights or (1.0,) * len(parts)
+        self.fixed = sum(w * p.fixed for w, p in zip(weights, parts, strict=True))
         self.cost = _SumCost(self)
 
     def __getattr__(self, name: str):
-        return getattr(self.base, name)
+        return getattr(self.parts[0], name)
 
     def least(self, k: int) -> float:
-        wb, we = self.weights
-        return wb * self.base.least(k) + we * self.extra.least(k)
+        return sum(w * p.least(k) for w, p in zip(self.weights, self.parts, strict=True))
 
     def at_origin(self, k: int) -> float:
-        wb, we = self.weights
-        return wb * self.base.at_origin(k) + we * self.extra.at_origin(k)
+        return sum(w * p.at_origin(k) for w, p in zip(self.weights, self.parts, strict=True))
 
     def window(self, a: int) -> np.ndarray | None:
-        parts = [(w, t.window(a)) for w, t in zip(self.weights, (self.base, self.extra), strict=True)]
-        parts = [w * x for w, x in parts if w and x is not None]
+        parts = [
+            w * x
+            for w, p in zip(self.weights, self.parts, strict=True)
+            if w and (x := p.window(a)) is not None
+        ]
         return sum(parts[1:], parts[0]) if parts else None
 
 
 class _SumCost(dict):
-    """TermsSum's per-event charges, summed when first read (inf where either is)."""
+    """TermsSum's per-event charges, summed when first read (inf where any is)."""
 
     def __init__(self, terms: TermsSum) -> None:
         super().__init__()
@@ -860,8 +859,7 @@ class _SumCost(dict):
 
     def __missing__(self, a: int) -> np.ndarray:
         t = self.terms
-        wb, we = t.weights
-        self[a] = wb * t.base.cost[a] + we * t.extra.cost[a]
+        self[a] = sum(w * p.cost[a] for w, p in zip(t.weights, t.parts, strict=True))
         return self[a]
 
 

@@ -34,15 +34,18 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class SolveOptions:
-    """Limits of a search; `workers` are processes or threads over independent solves."""
+    """Limits of a search; `workers` are processes or threads over independent solves;
+    `proof_depth`: how far a latency proof may split its cases (`stems.search.intra_latency`: 1 is
+    the quick proof; deeper ones close more gaps and take longer)."""
 
     time_limit_s: float = 60.0
     workers: int = 1
     seed: int = 0
+    proof_depth: int = 1
 
     def __post_init__(self) -> None:
-        if self.time_limit_s <= 0 or self.workers < 1:
-            raise ValueError("time_limit_s must be > 0 and workers >= 1")
+        if self.time_limit_s <= 0 or self.workers < 1 or self.proof_depth < 1:
+            raise ValueError("time_limit_s must be > 0, workers >= 1 and proof_depth >= 1")
 
 
 @dataclass(frozen=True)
