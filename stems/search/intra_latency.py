@@ -620,9 +620,9 @@ def _loading_bound(
         cutting planes (`_simplex_top`): a mapping that two bounds leave below the goal may be one a
         third rules out, which no pair's blend (`lagrange`) sees. Stops where the planes stay below
         `goal` (no weights can reach it) or the blend meets them; `best` is what the pairs reached."""
-        chains = [b.chain for b in bounds]
+        planes = [[x.at(b.chain) for x in bounds] for b in bounds]
         for _ in range(LAGRANGE_STEPS):
-            weights, top = _simplex_top([[b.at(c) for b in bounds] for c in chains], goal)
+            weights, top = _simplex_top(planes, goal)
             if top < goal or top <= best * (1 + REL):
                 break
             used = [i for i, w in enumerate(weights) if w > 0]
@@ -630,7 +630,7 @@ def _loading_bound(
             best = max(best, float(b))
             if b.chain is None or best >= goal:
                 break
-            chains.append(b.chain)
+            planes.append([x.at(b.chain) for x in bounds])
         return best
 
     def branch(terms, goal: float, lead_chain: Chain, other: Chain) -> float:
@@ -837,7 +837,8 @@ def _loading_bound(
             cycles + overrun, in one lattice with the links' first transfers (and N)."""
 
             def term(p, kind: str, spare_some: bool) -> float:
-                key = ("spare" if spare_some else "none", p, often, once, kind, scope[0])
+                same = kind == "stall" and stall_free(p)  # the same term on every port without stall
+                key = ("spare" if spare_some else "none", None if same else p, often, once, kind, scope[0])
                 if not known(key):
                     summed = {}
                     for name, spec in specs.items():
@@ -866,6 +867,8 @@ def _loading_bound(
                     narrow = spare(port) if spare_some else None
                     lat = lattice(p, kind, often, floor, narrow, known=summed)
                     add = _x_offset(kind, cycles) - (proof_goal if spare_some else 0.0)
+                    if below_lead(lat, add):
+                        return -math.inf
                     memo[key] = least_chain(lat, key) + add
                 return memo[key]
 

@@ -1037,6 +1037,7 @@ class Lattice:
         self.origin = (0,) * len(grid.shape)
         self.full = tuple(s - 1 for s in grid.shape)
         self._windows: dict = {}
+        self._charged: dict = {}
 
     # -- states -------------------------------------------------------------------------------------
     def root_bound(self, upto: int | None = None) -> float:
@@ -1404,11 +1405,18 @@ class Lattice:
 
     def charge(self, chain: Chain) -> float:
         """This lattice's charge of a chain found on another lattice of the same unrolling (inf where
-        an event is not allowed here); capacity is not checked."""
+        an event is not allowed here); capacity is not checked. Kept per chain: a proof's blends
+        charge the same chains on the same lattices many times (`intra_latency._loading_bound`)."""
+        if chain.events in self._charged:
+            return self._charged[chain.events]
+        self._charged[chain.events] = total = self._charge(chain.events)
+        return total
+
+    def _charge(self, events: tuple[Event, ...]) -> float:
         index = {t.spec.name: i for i, t in enumerate(self.terms)}
         total = self.fixed
         before = self.origin  # the previous event's point (`solve`: window stalls)
-        for e in chain.events:
+        for e in events:
             where = self.allowed.get((e.operand, e.a))
             if where is not None and not _at(where, e.point):
                 return INF
