@@ -520,7 +520,14 @@ def test_a_stall_lattice_charges_the_window_of_a_level_that_cannot_double_buffer
 
     def chain():
         lat = Lattice(
-            nest, u, _ports(hw, nest)[0], grid, need=float(math.prod(u.trips)), kind="stall", allowed=allowed
+            nest,
+            u,
+            _ports(hw, nest)[0],
+            grid,
+            need=float(math.prod(u.trips)),
+            kind="stall",
+            allowed=allowed,
+            windows=True,
         )
         found = lat.solve({})
         assert lat.charge(found) == found.value

@@ -570,6 +570,7 @@ def _loading_bound(
             memo=terms,
             allowed=_both(_both(allowed(designated, more), narrow), scope[1]),
             at_least=scope[2],
+            windows=depth > 1,
             **charges,
         )
 
@@ -582,7 +583,7 @@ def _loading_bound(
             for parts in zip(*(b.lat.terms for b in bounds), strict=True)
         }
         allowed = reduce(_both, (b.lat.allowed for b in bounds), None)
-        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=allowed))
+        b = least_chain(Lattice(nest, u, grid=grid, known=known, allowed=allowed, windows=depth > 1))
         return b + sum(w * x.const for w, x in zip(weights, bounds, strict=True))
 
     def lagrange(bounds: list[_Bound], goal: float) -> tuple[float, Chain | None]:

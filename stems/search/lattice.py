@@ -998,6 +998,7 @@ class Lattice:
         need: float | None = None,
         kind: str = "need",
         allowed: dict[tuple[str, int], np.ndarray] | None = None,
+        windows: bool = False,
     ) -> None:
         """`port`: minimise that port's busy cycles instead of energy (see `operand_terms`);
         `onload` {operand: event}: that event's move also pays its first transfer, where it repeats;
@@ -1008,7 +1009,9 @@ class Lattice:
         capacity are dropped, so `solve` gives a lower bound). `known`: terms already computed.
         `memo`: `operand_terms`' memo, shared by the lattices of one nest. `allowed` {(operand,
         event): boolean grid}: that event happens only where it holds (a relaxation may rule out
-        points by a bound of its own)."""
+        points by a bound of its own). `windows`: stall charges include the refill windows of
+        levels that cannot double-buffer (`OperandTerms.window`: a pair of events, so each move
+        solves a little more)."""
         self.nest, self.u = nest, u
         self.grid = grid = grid or Grid(u.trips)
         known, onload, once, at_least = known or {}, onload or {}, once or {}, at_least or {}
@@ -1036,7 +1039,7 @@ class Lattice:
         self.allowed = allowed or {}
         self.origin = (0,) * len(grid.shape)
         self.full = tuple(s - 1 for s in grid.shape)
-        self._windows: dict = {}
+        self._windows: dict = {} if windows else None
         self._charged: dict = {}
 
     # -- states -------------------------------------------------------------------------------------
@@ -1073,7 +1076,9 @@ class Lattice:
         return len(self.terms) < len(self.nest.operands)
 
     def _window(self, i: int, k: int) -> np.ndarray | None:
-        """Operand i's event k: its `OperandTerms.window` charge (None: none)."""
+        """Operand i's event k: its `OperandTerms.window` charge (None: none, or not asked for)."""
+        if self._windows is None:
+            return None
         if (i, k) not in self._windows:
             x = self.terms[i].window(k)
             self._windows[i, k] = x
