@@ -568,15 +568,18 @@ def test_a_deeper_proof_closes_resnets_layer3_conv1(monkeypatch) -> None:
 
 def test_simplex_top_is_the_highest_point_of_the_lowest_plane() -> None:
     """Two bounds, two chains: planes w -> (1 - w) 10 + w 2 and (1 - w) 4 + w 8 cross at w = 0.5,
-    where both are 6; a third chain that is low on both pulls the top down to its own value."""
+    where both are 6; a third chain that is low on both pulls the top down to its own value; a chain
+    a bound rules out (inf) barely constrains the weights."""
+    from stems.search import intra_latency
     from stems.search.intra_latency import _simplex_top
 
     weights, top = _simplex_top([[10.0, 2.0], [4.0, 8.0]], goal=100.0)
     assert weights == pytest.approx([0.5, 0.5]) and top == pytest.approx(6.0)
     weights, top = _simplex_top([[10.0, 2.0], [4.0, 8.0], [5.0, 5.0]], goal=100.0)
     assert top == pytest.approx(5.0)
-    _, top = _simplex_top([[math.inf, 2.0], [4.0, 8.0]], goal=5.0)  # inf counts as twice the goal
-    assert top == pytest.approx((10 * 8 - 2 * 4) / (10 - 2 + 8 - 4))
+    _, top = _simplex_top([[math.inf, 2.0], [4.0, 8.0]], goal=5.0)  # inf: CAP x the goal, nearly 8
+    cap = intra_latency.CAP * 5.0
+    assert top == pytest.approx(4 + 4 * (cap - 4) / (cap + 2))
 
 
 def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> None:

@@ -82,6 +82,7 @@ LAGRANGE_STEPS = 6  # cutting-plane steps per blended pair of bounds when provin
 REFINE_GAP = 0.02  # a proof's parts by the other input's first transfer are split this close to the goal
 BRANCH = 1e-3  # a case this close (relative) below its goal after blending is split (`_loading_bound`)
 DEEP_BRANCH = 0.1  # the same where the proof may split further (`SolveOptions.proof_depth` > 1)
+CAP = 1e3  # an infinite charge in a linear program of blend weights, as a multiple of the goal
 
 
 def _value(objective: str, energy, latency, bound: float | None):
@@ -458,7 +459,7 @@ def _loading_bound(
     without a solve.
     `depth` > 1 (with `prove`): the deeper proof (module docstring): `joint` blends, a case of the
     other input's sub-cases split `depth` levels deep, and the once output's case split by spare
-    bandwidth (`no_spare_or_spare`)."""
+    bandwidth (`by_spare_bandwidth`)."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -830,7 +831,7 @@ def _loading_bound(
             cycles and cycles + overrun, each a lattice bound (`lagrange` may blend them)."""
             return [lambda kind=kind: least_term(port, designated, kind) for kind in ("busy", "stall")]
 
-        def no_spare_or_spare(often: tuple, once: tuple, floor: float) -> list:
+        def by_spare_bandwidth(often: tuple, once: tuple, floor: float) -> list:
             """The terms of the once links' bound split in two cases (deeper proofs): the port has no
             spare bandwidth (N >= width: nothing post-stores, so X + r of every link) or some (N <
             width: r + N X / width, and a mapping below the goal has X < goal, so r + N X / width >=
@@ -940,7 +941,7 @@ def _loading_bound(
                 ],
             ]
             if prove and depth > 1:  # the input repeating, the output once: by spare bandwidth
-                none, some = no_spare_or_spare(i, o, out_floor)
+                none, some = by_spare_bandwidth(i, o, out_floor)
                 common = [lambda: cycles + in_often + out_floor, *x_terms(i)]
                 meta[1:2] = [meta[1]] * 2
                 cases[1:2] = [
@@ -1394,14 +1395,14 @@ def _highest_point(lines: list[tuple[float, float]]) -> tuple[float, float]:
 
 def _simplex_top(rows: list[list[float]], goal: float) -> tuple[list[float], float]:
     """The weights w (w >= 0, sum 1) where the lowest of the planes w -> sum_i w_i rows[c][i] is
-    highest, and that value: a linear program (OR-Tools' GLOP). A charge above `goal` (inf where a
-    lattice rules a mapping out) counts as twice `goal`: a plane only needs to say whether weights
-    reach the goal, and a lower plane still bounds the blend's maximum from above."""
+    highest, and that value: a linear program (OR-Tools' GLOP). A charge of inf (a lattice rules the
+    mapping out) counts as `CAP` x `goal`: finite for the program, and far above any plane that
+    can keep the weights below the goal."""
     lp = pywraplp.Solver.CreateSolver("GLOP")
     weights = [lp.NumVar(0.0, 1.0, "") for _ in rows[0]]
     top = lp.NumVar(-lp.infinity(), lp.infinity(), "")
     lp.Add(sum(weights) == 1)
-    cap = 2 * goal
+    cap = CAP * goal
     for row in rows:
         lp.Add(top <= sum(min(v, cap) * w for v, w in zip(row, weights, strict=True)))
     lp.Maximize(top)
