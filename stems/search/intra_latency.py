@@ -59,7 +59,6 @@ from collections.abc import Sequence
 from functools import cache, reduce
 
 import numpy as np
-from ortools.linear_solver import pywraplp
 
 from stems.cost.mapping import Mapping
 from stems.cost.model import nest_of, price_batch
@@ -1397,7 +1396,10 @@ def _simplex_top(rows: list[list[float]], goal: float) -> tuple[list[float], flo
     """The weights w (w >= 0, sum 1) where the lowest of the planes w -> sum_i w_i rows[c][i] is
     highest, and that value: a linear program (OR-Tools' GLOP). A charge of inf (a lattice rules the
     mapping out) counts as `CAP` x `goal`: finite for the program, and far above any plane that
-    can keep the weights below the goal."""
+    can keep the weights below the goal. (Imported here: only deeper proofs need it, and the
+    import takes 40 ms.)"""
+    from ortools.linear_solver import pywraplp
+
     lp = pywraplp.Solver.CreateSolver("GLOP")
     weights = [lp.NumVar(0.0, 1.0, "") for _ in rows[0]]
     top = lp.NumVar(-lp.infinity(), lp.infinity(), "")
