@@ -842,6 +842,7 @@ def _loading_bound(
                 key = ("spare" if spare_some else "none", None if same else p, often, once, kind, scope[0])
                 if not known(key):
                     summed = {}
+                    repeating, made_once = dict(often), dict(once)
                     for name, spec in specs.items():
                         parts = [
                             operand_terms(nest, u, grid, spec, p, terms, None, _need(kind, cycles), kind)
@@ -852,18 +853,15 @@ def _loading_bound(
                                 operand_terms(nest, u, grid, spec, port, terms, None, cycles, "need")
                             )
                             weights.append(proof_goal / cycles)
-                        for op_, e in often:
-                            if op_ == name:
-                                parts.append(first(name, e, scope[2].get(name, 0.0)))
-                                weights.append(1.0)
-                        for op_, e in once:
-                            if op_ == name:
-                                parts.append(
-                                    operand_terms(
-                                        nest, u, grid, spec, port, terms, e, cycles, "first", once=True
-                                    )
-                                )
-                                weights.append(1.0)
+                        if name in repeating:
+                            parts.append(first(name, repeating[name], scope[2].get(name, 0.0)))
+                            weights.append(1.0)
+                        if name in made_once:
+                            e = made_once[name]
+                            parts.append(
+                                operand_terms(nest, u, grid, spec, port, terms, e, cycles, "first", once=True)
+                            )
+                            weights.append(1.0)
                         summed[name] = TermsSum(tuple(parts), tuple(weights))
                     narrow = spare(port) if spare_some else None
                     lat = lattice(p, kind, often, floor, narrow, known=summed)

@@ -1292,7 +1292,7 @@ class Lattice:
         chains = []
         if room:
             s_end = min(st for st, val in finals if val == best)
-            chains = self._backtrack(s_end, best, closed, trans, 1, room, raw_of)
+            chains = self._backtrack(s_end, best, closed, trans, 1, room, raws=raw_of)
         for s_end, val in sorted(finals):
             if val == best and len(chains) < ties:
                 more = self._backtrack(s_end, best, closed, trans, ties - len(chains), raws=raw_of)
