@@ -748,6 +748,7 @@ def _loading_bound(
                 splits[0]
                 and other is not None
                 and goal == proof_goal
+                and time.perf_counter() <= deadline  # a deep split may keep splitting both halves
                 and goal * (1 - (DEEP_BRANCH if depth > 1 and scope[0] is not None else BRANCH))
                 <= value
                 < goal
