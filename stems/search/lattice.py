@@ -1041,6 +1041,7 @@ class Lattice:
         self.full = tuple(s - 1 for s in grid.shape)
         self._windows: dict = {} if windows else None
         self._charged: dict = {}
+        self._break_axes: dict[int, tuple[int, ...]] = {}
 
     # -- states -------------------------------------------------------------------------------------
     def root_bound(self, upto: int | None = None) -> float:
@@ -1095,8 +1096,11 @@ class Lattice:
         )
 
     def _breaks(self, i: int) -> tuple[int, ...]:
-        """The grid axes of loops that are not operand i's reuse loops (`OperandTerms.segment`)."""
-        return tuple(ax for ax, seg in enumerate(self.terms[i].segment) if not seg)
+        """The grid axes of loops that are not operand i's reuse loops (`OperandTerms.segment`);
+        kept per operand: every windowed move and backtrack step asks."""
+        if i not in self._break_axes:
+            self._break_axes[i] = tuple(ax for ax, seg in enumerate(self.terms[i].segment) if not seg)
+        return self._break_axes[i]
 
     def _start(self) -> tuple[tuple[int, int], ...]:
         return tuple((t.first, int(t.psum0) if t.flagged else 0) for t in self.terms)
