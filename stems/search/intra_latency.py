@@ -431,8 +431,8 @@ def _loading_bound(
     the bound returned is at most `target`. A case whose terms all stay below also blends its
     strongest lattice bound with each that exceeds it at its chain (`lagrange`): for any weight w,
     min over mappings of (1 - w) f + w g is below max(f, g) of every mapping. One that the blends
-    leave within `BRANCH` below the goal is split in two by an event's points, each half bounded
-    alone (`branch`). If neither input's cases reach the target, the input that came closest is
+    leave within `BRANCH` below the goal is split by an event's points, each part bounded alone
+    (`branch`). If neither input's cases reach the target, the input that came closest is
     bounded again in two sub-cases, the other input's outermost link on the same port repeating or
     made once (every lattice keeps to its points, `scope`): on-loading >= max of the two links'
     loading, so the input's first transfers count at least the other's least there, r or its floor f
@@ -635,30 +635,40 @@ def _loading_bound(
         return best
 
     def branch(terms, goal: float, lead_chain: Chain, other: Chain) -> float:
-        """A case split in two by one event's points, and the lesser of the two halves' values
-        (-inf if the first stays below `goal`: the split then cannot prove the case). The event is
-        the first of `lead_chain` placed elsewhere in `other`, and the halves divide its points on
-        the axis where the two places differ most, between them: a blend may stay below the goal
-        only because mappings of both kinds are open to it (the gap of a Lagrangian relaxation),
-        and each half keeps one kind out. The halves' cases are split again while `splits` allows."""
+        """A case split by one event's points, and the least of the parts' values (-inf if a part
+        other than the last stays below `goal`: the split then cannot prove the case, and the parts
+        not bounded could be lower). The event is the first of `lead_chain` placed elsewhere in
+        `other`, and the parts divide its points between the two places on every axis where they
+        differ, most first: at or below the lesser place on the first axis; above it there and at or
+        below on the second; ...; above on all. A blend may stay below the goal only because
+        mappings of both kinds are open to it (the gap of a Lagrangian relaxation), and the parts
+        keep the kinds apart at once (split one axis at a time, each part above on that axis was
+        bounded, blended and split again, about ten lattice solves a level). The parts' cases are
+        split again while `splits` allows."""
         places = {(e.operand, e.a): e.point for e in other.events}
         event = next((e for e in lead_chain.events if places.get((e.operand, e.a), e.point) != e.point), None)
         if event is None:
             return -math.inf
         p, q = event.point, places[event.operand, event.a]
-        axis = max(range(len(p)), key=lambda j: abs(p[j] - q[j]))
-        cut = min(p[axis], q[axis])
-        shape = [1] * len(grid.shape)
-        shape[axis] = grid.shape[axis]
-        below = np.arange(grid.shape[axis]).reshape(shape) <= cut
+        axes = sorted((j for j in range(len(p)) if p[j] != q[j]), key=lambda j: -abs(p[j] - q[j]))
+        sides = []
+        rest = np.ones(grid.shape, dtype=bool)
+        for axis in axes:
+            shape = [1] * len(grid.shape)
+            shape[axis] = grid.shape[axis]
+            below = np.arange(grid.shape[axis]).reshape(shape) <= min(p[axis], q[axis])
+            sides.append(rest & below)
+            rest = rest & ~below
+        sides.append(rest)
+        cut = tuple((axis, min(p[axis], q[axis])) for axis in axes)
         saved, saved_half = list(scope), half[0]
         parts = []
         splits[0] -= 1
-        for side in (below, ~below):
-            where = {(event.operand, event.a): np.broadcast_to(side, grid.shape)}
+        for side in sides:
+            where = {(event.operand, event.a): side}
             half[0] = (saved[0], (event.operand, event.a), where[event.operand, event.a], None)
             scope[:] = [
-                (saved[0], event.operand, event.a, axis, cut, len(parts)),
+                (saved[0], event.operand, event.a, cut, len(parts)),
                 _both(saved[1], where),
                 saved[2],
             ]
@@ -668,7 +678,7 @@ def _loading_bound(
         scope[:] = saved
         half[0] = saved_half
         splits[0] += 1
-        return min(parts) if parts[0] >= goal else -math.inf
+        return min(parts) if len(parts) == len(sides) else -math.inf
 
     def known(key: tuple) -> bool:
         """Whether a term's bound (`memo` key, the scope last) is known. In a part of a split case
@@ -748,7 +758,7 @@ def _loading_bound(
                 splits[0]
                 and other is not None
                 and goal == proof_goal
-                and time.perf_counter() <= deadline  # a deep split may keep splitting both halves
+                and time.perf_counter() <= deadline  # a deep split may keep splitting all its parts
                 and goal * (1 - (DEEP_BRANCH if depth > 1 and scope[0] is not None else BRANCH))
                 <= value
                 < goal
