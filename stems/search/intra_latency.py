@@ -740,9 +740,11 @@ def _loading_bound(
         the lattice bounds are also blended (`lagrange`)."""
         value = -math.inf
         seen = []
+        values = []
         for term in terms:
             lead[0] = max(seen, default=None)
             x = term()
+            values.append(float(x))
             value = max(value, x)
             if value >= goal:
                 return value
@@ -763,7 +765,10 @@ def _loading_bound(
                 <= value
                 < goal
             ):
-                value = max(value, branch(terms, goal, max(seen).chain, other))
+                # the parts' terms strongest first: the term that proves a part is often among them,
+                # and a strong lead early lets `below_lead` skip more
+                ranked = sorted(range(len(terms)), key=lambda j: -values[j])
+                value = max(value, branch([terms[j] for j in ranked], goal, max(seen).chain, other))
         return value
 
     def least_case(cases: list, goal: float, each: list | None = None) -> float:
