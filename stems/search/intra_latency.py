@@ -39,11 +39,13 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
   blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
   descended from, and the proof runs again with the new target.
-* Prove deeper (`SolveOptions.proof_depth` > 1, after the quick proof failed): all of a case's
-  bounds are blended at once (weights by a linear program, `_simplex_top`), the sub-cases of the
-  other input's link are split by event points up to that many levels (cases up to `DEEP_BRANCH`
-  below the target), and where the output's link is made once, by whether the port has spare
-  bandwidth (each side with every port's busy cycles or overrun plus the links' first transfers).
+* Prove deeper (`SolveOptions.proof_depth` > 1, after the quick proof failed): the sub-cases of
+  the other input's link are blended pairwise and then all of a case's bounds at once (weights by
+  a linear program, `_simplex_top`), and split by event points up to that many levels (cases up to
+  `DEEP_BRANCH` below the target); where the output's link is made once, the cases split by
+  whether the port has spare bandwidth (each side with every port's busy cycles or overrun plus
+  the links' first transfers). Its lattices charge the refill windows of levels that cannot
+  double-buffer (`Lattice(windows=True)`). The cases before the sub-cases are not blended again.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
@@ -456,9 +458,9 @@ def _loading_bound(
     and earlier ones, with the goal that ruled its points. A call whose goal is no higher keeps to
     fewer points of the same charges: an earlier minimum whose mapping keeps to them is its too,
     without a solve.
-    `depth` > 1 (with `prove`): the deeper proof (module docstring): `joint` blends, a case of the
-    other input's sub-cases split `depth` levels deep, and the once output's case split by spare
-    bandwidth (`by_spare_bandwidth`)."""
+    `depth` > 1 (with `prove`): the deeper proof (module docstring): the other input's sub-cases
+    blended by `joint` too and split `depth` levels deep, the once output's case split by spare
+    bandwidth (`by_spare_bandwidth`), and no blends before the sub-cases."""
     from stems.search.intra import _solve_shared
 
     n_dp = 0
@@ -750,7 +752,9 @@ def _loading_bound(
                 return value
             if isinstance(x, _Bound) and x.chain is not None:
                 seen.append(x)
-        if prove and len(seen) > 1:
+        # a deeper proof does not blend the cases before its split (`op_bound(split=True)`): the
+        # quick proof blended them already, and the parts of the split are where its solves pay
+        if prove and len(seen) > 1 and not (depth > 1 and scope[0] is None):
             low, other = lagrange(seen, goal)
             if depth > 1 and low < goal and len(seen) > 2:
                 low = joint(seen, goal, low)
@@ -761,9 +765,7 @@ def _loading_bound(
                 and other is not None
                 and goal == proof_goal
                 and time.perf_counter() <= deadline  # a deep split may keep splitting all its parts
-                and goal * (1 - (DEEP_BRANCH if depth > 1 and scope[0] is not None else BRANCH))
-                <= value
-                < goal
+                and goal * (1 - (DEEP_BRANCH if depth > 1 else BRANCH)) <= value < goal
             ):
                 # the parts' terms strongest first: the term that proves a part is often among them,
                 # and a strong lead early lets `below_lead` skip more
