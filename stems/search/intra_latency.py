@@ -750,7 +750,8 @@ def _loading_bound(
             value = max(value, x)
             if value >= goal:
                 return value
-            if isinstance(x, _Bound) and x.chain is not None:
+            # ports where nothing overruns share one term (`_stall_free`): blended once, not per port
+            if isinstance(x, _Bound) and x.chain is not None and all(x is not b for b in seen):
                 seen.append(x)
         # a deeper proof does not blend the cases before its split (`op_bound(split=True)`): the
         # quick proof blended them already, and the parts of the split are where its solves pay
