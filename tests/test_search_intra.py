@@ -603,10 +603,11 @@ def test_parts_by_the_other_inputs_first_transfer_prove_a_conv(monkeypatch) -> N
     assert plain.solve.status is Status.FEASIBLE and plain.solve.objective == r.solve.objective
 
 
-def test_ports_where_nothing_overruns_share_the_proofs_stall_terms(monkeypatch) -> None:
+def test_the_proof_leaves_out_ports_whose_charge_another_port_covers(monkeypatch) -> None:
     """ResNet-18's layer2.0.conv1 on tpu_like: no load overruns its period on any port but DRAM's, at
-    any point of the lattice, so the proof's terms that add first transfers to those ports' overruns
-    are one term (`_stall_free`): its bound is the same as solving each port's, for fewer solves."""
+    any point of the lattice, so every other port's overrun is covered by DRAM's and the proof's
+    terms that add first transfers to those overruns are left out (`_undominated`): the bound is
+    the same as with every port's terms, for fewer solves."""
     from stems.search import intra_latency
     from stems.search.lattice import Grid
 
@@ -616,19 +617,23 @@ def test_ports_where_nothing_overruns_share_the_proofs_stall_terms(monkeypatch) 
     nest = nest_of(layer, hw)
     u = next(v for v in unrollings(nest) if v.as_dict() == {a: dict(x) for a, x in r.mapping.spatial})
     cycles, grid = float(math.prod(u.trips)), Grid(u.trips)
-    ports = intra_latency._ports(hw, nest)
-    free = [intra_latency._stall_free(nest, u, grid, p, cycles, {}) for p in ports]
-    assert [p.name for p, ok in zip(ports, free, strict=True) if not ok] == ["rw_port_1"]  # DRAM's
+    ports = tuple(intra_latency._ports(hw, nest))
+    kept = intra_latency._undominated(nest, u, grid, ports, "stall", cycles, {}, windows=False)
+    assert [p.name for p in kept] == ["rw_port_1"]  # DRAM's
+    busiest = intra_latency._undominated(nest, u, grid, ports, "busy", cycles, {}, windows=False)
+    assert 1 < len(busiest) < len(ports)
+    twice = (ports[1], ports[1])  # of equal charges, one is kept
+    assert intra_latency._undominated(nest, u, grid, twice, "busy", cycles, {}, windows=False) == twice[:1]
     target = r.solve.objective - intra_latency.drain_cycles(hw, u)
     links = intra_latency._outer_links(nest)
 
     def proof() -> tuple[float, int]:
         return intra_latency._loading_bound(nest, u, grid, links, cycles, math.inf, target, {}, prove=True)
 
-    shared, k_shared = proof()
-    monkeypatch.setattr(intra_latency, "_stall_free", lambda *args: False)
-    each, k_each = proof()
-    assert shared == each == target and k_shared < k_each
+    fewer, k_fewer = proof()
+    monkeypatch.setattr(intra_latency, "_undominated", lambda nest, u, grid, ports, *args: ports)
+    every, k_every = proof()
+    assert fewer == every == target and k_fewer < k_every
 
 
 def test_a_part_of_the_least_first_transfer_left_below_stops_the_refinement() -> None:

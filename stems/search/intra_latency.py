@@ -426,8 +426,8 @@ def _loading_bound(
     more than that bound is not solved: its least cannot raise the case (`below_lead`).
 
     `prove` (with a finite `target`): X + r_in (+ r_out where the output's link repeats) is also
-    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`; the
-    ports where nothing overruns share one, `_stall_free`), and
+    bounded by every other port's busy cycles or overrun plus those r (one lattice: `TermsSum`; a
+    port whose charge another's matches or exceeds everywhere is left out, `_undominated`), and
     each lattice keeps an event only at points where what it alone costs (`_alone`) plus the
     cheapest first transfers stays below the target; a mapping elsewhere is at least the target, so
     the bound returned is at most `target`. A case whose terms all stay below also blends its
@@ -488,7 +488,7 @@ def _loading_bound(
     # event whose points it divides, its part of them, and the input whose first transfers it floors
     half: list = [None]
     spares: dict = {}
-    stall_free = cache(lambda port: _stall_free(nest, u, grid, port, cycles, terms))
+    strongest = cache(lambda cands, kind: _undominated(nest, u, grid, cands, kind, cycles, terms, depth > 1))
 
     def first(op: str, a: int, floor: float = 0.0):
         """`op`'s event `a` charging only its first transfer (at least `floor`) on its outermost
@@ -750,8 +750,7 @@ def _loading_bound(
             value = max(value, x)
             if value >= goal:
                 return value
-            # ports where nothing overruns share one term (`_stall_free`): blended once, not per port
-            if isinstance(x, _Bound) and x.chain is not None and all(x is not b for b in seen):
+            if isinstance(x, _Bound) and x.chain is not None:
                 seen.append(x)
         # a deeper proof does not blend the cases before its split (`op_bound(split=True)`): the
         # quick proof blended them already, and the parts of the split are where its solves pay
@@ -792,8 +791,7 @@ def _loading_bound(
         one input and of the output (each charged operand's terms there carry its r besides its own
         charge). Points as `allowed` when the `designated` links repeat; `more` is added. A case's
         term: -inf if `below_lead`."""
-        same = kind == "stall" and stall_free(other)  # the same term on every port without stall
-        key = (None if same else other, charged, kind, designated, more, scope[0])
+        key = (other, charged, kind, designated, more, scope[0])
         if not known(key):
             summed = {
                 name: TermsSum(
@@ -830,7 +828,7 @@ def _loading_bound(
             return [
                 lambda p=p, kind=kind: with_first(p, designated, kind, designated, more)
                 for kind in ("busy", "stall")
-                for p in others
+                for p in strongest(tuple(others), kind)
             ]
 
         def either(spare_none: float, spare_some) -> float:
@@ -857,8 +855,7 @@ def _loading_bound(
             cycles + overrun, in one lattice with the links' first transfers (and N)."""
 
             def term(p, kind: str, spare_some: bool) -> float:
-                same = kind == "stall" and stall_free(p)  # the same term on every port without stall
-                key = ("spare" if spare_some else "none", None if same else p, often, once, kind, scope[0])
+                key = ("spare" if spare_some else "none", p, often, once, kind, scope[0])
                 if not known(key):
                     summed = {}
                     repeating, made_once = dict(often), dict(once)
@@ -893,8 +890,8 @@ def _loading_bound(
             return [
                 [
                     lambda p=p, kind=kind, spare_some=spare_some: term(p, kind, spare_some)
-                    for p in ports
                     for kind in ("busy", "stall")
+                    for p in strongest(tuple(ports), kind)
                 ]
                 for spare_some in (False, True)
             ]
@@ -994,7 +991,7 @@ def _loading_bound(
                 more = [
                     [
                         lambda p=p, d=d, c=((rival, b), *out), m=add: with_first(p, c, "busy", d, m)
-                        for p in filled
+                        for p in strongest(tuple(filled), "busy")
                     ]
                     for d, out, add in meta
                 ]
@@ -1092,15 +1089,35 @@ def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, i
     return out
 
 
-def _stall_free(nest, u, grid, port, cycles: float, memo: dict | None) -> bool:
-    """Whether no load on `port` overruns its period at any point of u's lattice: the port's stall
-    lattice then charges nothing, so a term that adds first transfers to it is the same term on
-    every such port (`_loading_bound` solves it once)."""
-    for spec in nest.operands:
-        t = operand_terms(nest, u, grid, spec, port, memo, None, _need("stall", cycles), "stall")
-        if t.fixed or any(np.any(np.isfinite(t.cost[a]) & (t.cost[a] != 0)) for a in range(t.first, t.n)):
-            return False
-    return True
+def _undominated(
+    nest, u, grid, ports: tuple, kind: str, cycles: float, memo: dict | None, windows: bool
+) -> tuple:
+    """The `ports` whose `kind` charge (with window stalls, if `windows`) no other of them matches or
+    exceeds at every point of u's lattice (of equal ones, the first). A term that adds the same
+    first transfers to a dominated port's charge is at most the other port's term at every mapping:
+    its least and its blends never raise a bound beyond that term's."""
+    charges = {}
+    for p in ports:
+        charges[p] = []
+        for spec in nest.operands:
+            t = operand_terms(nest, u, grid, spec, p, memo, None, _need(kind, cycles), kind)
+            events = [(t.cost[a], t.window(a) if windows else None) for a in range(t.first, t.n)]
+            charges[p].append((t.fixed, events))
+
+    def covers(q, p) -> bool:  # q's charge >= p's at every point
+        for (fq, eq), (fp, ep) in zip(charges[q], charges[p], strict=True):
+            if fq < fp:
+                return False
+            for (cq, wq), (cp, wp) in zip(eq, ep, strict=True):
+                if not np.all(cq >= cp) or (wp is not None and (wq is None or not np.all(wq >= wp))):
+                    return False
+        return True
+
+    return tuple(
+        p
+        for j, p in enumerate(ports)
+        if not any(covers(q, p) and (k < j or not covers(p, q)) for k, q in enumerate(ports) if k != j)
+    )
 
 
 def _need(kind: str, cycles: float) -> float | None:
