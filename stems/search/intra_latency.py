@@ -593,11 +593,14 @@ def _loading_bound(
         that exceeds it at f's chain, most first, by cutting planes: each chain c adds the line
         w -> (1 - w) f(c) + w g(c) above that (concave) curve; the next w maximises the lowest line,
         until the blend meets it. A pair whose lines already stay below `goal` is not solved. Also
-        the chain of the last blend solved (else of the first rival): where the blends turned to."""
+        the chain of the last blend solved (else of the first rival): where the blends turned to.
+        A deeper proof pairs f with the first rival only (`joint` follows with every bound)."""
         f = max(bounds)
         best = float(f)
         other = None
         rivals = sorted(((b.at(f.chain), i) for i, b in enumerate(bounds) if b is not f), reverse=True)
+        if depth > 1:  # the first rival only: `joint` then blends every bound at once
+            rivals = rivals[:1]
         for at_f, i in rivals:
             g = bounds[i]
             if at_f <= f or best >= goal:
