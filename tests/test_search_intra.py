@@ -795,6 +795,8 @@ def test_local_search_stops_at_a_lower_bound() -> None:
     assert free[0] < first
     ((stopped, key),) = local_search(layer, hw, [start], "latency", None, math.inf, floor=first)
     assert key[0] == first and price_batch(layer, hw, [stopped]).latency_cycles[0] == first
+    ((late, key),) = local_search(layer, hw, [start], "latency", None, deadline=0.0)  # no round runs
+    assert key[0] == first and price_batch(layer, hw, [late]).latency_cycles[0] == first
 
 
 def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() -> None:

@@ -165,7 +165,7 @@ def local_search(
     that steps onto a mapping another has stood on follows that one's path from there, behind it, so
     it stops (its key stays above that descent's: the least key is the same)."""
     cur = [split_primes(m) for m in starts]
-    keys = _keys(price_batch(layer, hw, cur), objective, bound, cur)
+    keys: list = []  # the starts', priced in the first round's batch (one call's fixed cost, not two)
     visited: set[Mapping] = set()
     active = []
     for j, m in enumerate(cur):
@@ -173,9 +173,13 @@ def local_search(
             visited.add(m)
             active.append(j)
     for _ in range(rounds):
-        if not active or time.perf_counter() > deadline or min(k[0] for k in keys) <= floor * (1 + REL):
+        if (
+            not active
+            or time.perf_counter() > deadline
+            or (keys and min(k[0] for k in keys) <= floor * (1 + REL))
+        ):
             break
-        cand: list[Mapping] = []
+        cand: list[Mapping] = [] if keys else list(cur)
         spans = []
         for j in active:
             near = list(dict.fromkeys(neighbours(cur[j])))
@@ -184,6 +188,11 @@ def local_search(
         if not cand:
             break
         a, b = _columns(price_batch(layer, hw, cand), objective, bound)
+        if not keys:
+            n = len(cur)
+            keys = [_Key(float(x), float(y), m) for x, y, m in zip(a[:n], b[:n], cur, strict=True)]
+            if min(k[0] for k in keys) <= floor * (1 + REL):
+                break
         still = []
         for j, lo, hi in spans:
             best = _argmin(a, b, cand, lo, hi)
@@ -193,6 +202,8 @@ def local_search(
                     visited.add(cur[j])
                     still.append(j)
         active = still
+    if not keys:  # no round ran (past the deadline)
+        keys = _keys(price_batch(layer, hw, cur), objective, bound, cur)
     return list(zip(cur, keys, strict=True))
 
 
