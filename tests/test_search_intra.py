@@ -781,6 +781,26 @@ def _random_conv_mappings(seed: int) -> tuple[Layer, Hardware, list[Mapping]]:
     return layer, hw, maps
 
 
+def test_neighbours_are_every_one_move_change_once() -> None:
+    """A mapping's neighbours: each loop moved to any other position and each cut moved between its
+    neighbouring cuts, every distinct mapping once (the local search prices them without a check)
+    and never the mapping itself."""
+    from stems.search.intra_latency import neighbours, split_primes
+
+    _, _, maps = _random_conv_mappings(4)
+    for m in (split_primes(x) for x in maps[:5]):
+        near = neighbours(m)
+        assert len(near) == len(set(near)) and m not in near
+        loops = m.temporal
+        orders = set()
+        for i in range(len(loops)):
+            rest = loops[:i] + loops[i + 1 :]
+            orders |= {(*rest[:j], loops[i], *rest[j:]) for j in range(len(loops))}
+        orders.discard(loops)
+        assert {x.temporal for x in near if x.cuts == m.cuts} == orders
+        assert all(x.temporal == loops for x in near if x.cuts != m.cuts)
+
+
 def test_local_search_stops_at_a_lower_bound() -> None:
     """A descent that reaches a lower bound of the objective (`floor`) stops there: nothing can beat
     it. The same descent without one goes on to a lower latency (so the stop is the floor's)."""

@@ -126,17 +126,19 @@ def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
     """Move one loop by up to `window` positions (cuts stay at their positions); move one cut of one
     operand to any position between its neighbouring cuts (a descent then takes one step where it
     took one per loop: most steps moved a cut, and each round is one `price_batch` call, whose fixed
-    cost dominates). Built directly: the neighbours of a canonical mapping are canonical."""
+    cost dominates). Built directly: the neighbours of a canonical mapping are canonical. Each once,
+    in the order first met (moving a loop past its neighbour is moving the neighbour back past it):
+    the loop orders are told apart before a mapping, whose hash walks all its fields, is built."""
     out = []
     loops = m.temporal
     n = len(loops)
+    seen = {loops}
     for i in range(n):
         rest = loops[:i] + loops[i + 1 :]
         for j in range(max(0, i - window), min(n, i + window + 1)):
-            if j == i:
-                continue
             moved = (*rest[:j], loops[i], *rest[j:])
-            if moved != loops:
+            if moved not in seen:
+                seen.add(moved)
                 out.append(Mapping(m.spatial, moved, m.cuts))
     for k, (op, levels) in enumerate(m.cuts):
         values = [c for _, c in levels]
@@ -182,7 +184,7 @@ def local_search(
         cand: list[Mapping] = [] if keys else list(cur)
         spans = []
         for j in active:
-            near = list(dict.fromkeys(neighbours(cur[j])))
+            near = neighbours(cur[j])
             spans.append((j, len(cand), len(cand) + len(near)))
             cand += near
         if not cand:
