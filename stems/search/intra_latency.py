@@ -39,12 +39,12 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   A proof that fails still yields mappings: its lattices' minima, and those of its closest pairs'
   blends at a few weights (a Lagrangian heuristic), are priced; one that beats the incumbent is
   descended from, and the proof runs again with the new target.
-* Prove deeper (`SolveOptions.proof_depth` > 1, after the quick proof failed): the sub-cases of
-  the other input's link are blended pairwise and then all of a case's bounds at once (weights by
-  a linear program, `_simplex_top`), and split by event points up to that many levels (cases up to
-  `DEEP_BRANCH` below the target); where the output's link is made once, the cases split by
-  whether the port has spare bandwidth (each side with every port's busy cycles or overrun plus
-  the links' first transfers). Its lattices charge the refill windows of levels that cannot
+* Prove deeper (`SolveOptions.proof_depth` > 1, after the quick proof failed): in the sub-cases
+  of the other input's link, a case's strongest bound is blended with its first rival and then all
+  its bounds at once (weights by a linear program, `_simplex_top`), and split by event points,
+  several axes at once, up to that many levels (cases up to `DEEP_BRANCH` below the target); where
+  the output's link is made once, the cases split by whether the port has spare bandwidth (each
+  side with every port's busy cycles or overrun plus the links' first transfers). Its lattices charge the refill windows of levels that cannot
   double-buffer (`Lattice(windows=True)`). The cases before the sub-cases are not blended again.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
