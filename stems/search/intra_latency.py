@@ -812,9 +812,7 @@ def _loading_bound(
             summed = {
                 name: TermsSum(
                     (
-                        operand_terms(
-                            nest, u, grid, specs[name], other, terms, None, _need(kind, cycles), kind
-                        ),
+                        _port_charge(nest, u, grid, specs[name], other, kind, cycles, terms),
                         first(name, e, scope[2].get(name, 0.0)),
                     )
                 )
@@ -876,9 +874,7 @@ def _loading_bound(
                     summed = {}
                     repeating, made_once = dict(often), dict(once)
                     for name, spec in specs.items():
-                        parts = [
-                            operand_terms(nest, u, grid, spec, p, terms, None, _need(kind, cycles), kind)
-                        ]
+                        parts = [_port_charge(nest, u, grid, spec, p, kind, cycles, terms)]
                         weights = [1.0]
                         if spare_some:
                             parts.append(
@@ -1098,7 +1094,7 @@ def _alone(nest, u, grid, cycles: float, memo: dict | None) -> dict[tuple[str, i
         used = {level_port(lv, spec.name, d)[0] for lv in spec.levels for d in Direction} - {None}
         for port in used:
             for kind in ("busy", "stall"):
-                t = operand_terms(nest, u, grid, spec, port, memo, None, _need(kind, cycles), kind)
+                t = _port_charge(nest, u, grid, spec, port, kind, cycles, memo)
                 for a in range(t.first, t.n):
                     low = t.cost[a] + _x_offset(kind, cycles)
                     out[spec.name, a] = np.maximum(out.get((spec.name, a), 0.0), low)
@@ -1116,7 +1112,7 @@ def _undominated(
     for p in ports:
         charges[p] = []
         for spec in nest.operands:
-            t = operand_terms(nest, u, grid, spec, p, memo, None, _need(kind, cycles), kind)
+            t = _port_charge(nest, u, grid, spec, p, kind, cycles, memo)
             events = [(t.cost[a], t.window(a) if windows else None) for a in range(t.first, t.n)]
             charges[p].append((t.fixed, events))
 
@@ -1134,6 +1130,11 @@ def _undominated(
         for j, p in enumerate(ports)
         if not any(covers(q, p) and (k < j or not covers(p, q)) for k, q in enumerate(ports) if k != j)
     )
+
+
+def _port_charge(nest, u, grid, spec, port, kind: str, cycles: float, memo: dict | None):
+    """`spec`'s `kind` charge on `port` alone (busy cycles, or overrun), no link designated."""
+    return operand_terms(nest, u, grid, spec, port, memo, None, _need(kind, cycles), kind)
 
 
 def _need(kind: str, cycles: float) -> float | None:
