@@ -936,7 +936,7 @@ def _box(alive: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...] | None:
 
 
 class _Transitions(dict):
-    """Lazy map (operand, progress, flag) -> (masked transitions, box of the points where that
+    """Lazy map (operand, progress, flag) -> ({new flag: masked charge}, box of the points where that
     event may happen), built when first read (`Lattice._transition`)."""
 
     def __init__(self, lat: Lattice, budgets) -> None:
@@ -976,7 +976,7 @@ def _move_kind(
     and of b2's points."""
     both = tuple(map(min, b1, b2))
     inter = _slices(both)
-    cost = next(c for g, c in trans[i, k, f][0] if g == f2)[inter]
+    cost = trans[i, k, f][0][f2][inter]
     return inter, cost, both == b1, both == b2
 
 
@@ -1106,8 +1106,8 @@ class Lattice:
         return tuple((t.first, int(t.psum0) if t.flagged else 0) for t in self.terms)
 
     def _transition(self, budgets, i: int, k: int, f: int):
-        """Operand i's event k after flag f: list of (new flag, masked cost grid), and the box
-        (largest exponent per axis) of the points where it may happen (None: nowhere)."""
+        """Operand i's event k after flag f: {new flag: masked cost grid}, and the box (largest
+        exponent per axis) of the points where it may happen (None: nowhere)."""
         t = self.terms[i]
         levels = t.spec.levels
         cost = t.cost[k]
@@ -1124,14 +1124,14 @@ class Lattice:
                 cost = np.where(where, cost, INF)
         top = min(levels[-1].size_bits, budgets.get((t.spec.name, levels[-1].name), INF))
         if t.flagged:
-            outs = []
+            outs = {}
             for f2 in (0, 1):
                 if k == t.n - 1 and t.top_held[f2] > top:
                     continue
                 mask = t.psum[k] if f2 else ~t.psum[k]
-                outs.append((f2, np.where(mask, cost, INF)))
+                outs[f2] = np.where(mask, cost, INF)
         else:
-            outs = [(0, cost)]
+            outs = {0: cost}
         return outs, (_box(alive, self.full) if outs else None)
 
     def top_fits(self, budgets: dict[tuple[str, str], float]) -> bool:
@@ -1231,7 +1231,7 @@ class Lattice:
                         if k >= ends[i]:
                             continue
                         done = False
-                        for f2, _ in trans[i, k, f][0]:
+                        for f2 in trans[i, k, f][0]:
                             s2 = (*state[:i], (k + 1, f2), *state[i + 1 :])
                             if s2 in boxes:
                                 b2 = boxes[s2]
@@ -1339,32 +1339,32 @@ class Lattice:
                     if v0 is None:
                         continue
                     reach = _below(point, v0.shape)
-                    for g, cost in trans[i, k - 1, f][0]:
-                        if g != f2:
-                            continue
-                        if x is None:
-                            cand = v0[reach] + cost[reach]
-                            for p in _hits(cand == value):
-                                if not exact or p == point:
-                                    yield i, k - 1, s0, p, p, float(v0[p]), False
-                            continue
-                        elsewhere = _from_elsewhere(v0[None], self._breaks(i))[0]
-                        r0 = raws[s0]
-                        opts = (elsewhere[reach] + cost[reach], r0[reach] + cost[reach])
-                        cand = np.minimum(np.minimum(*opts), v0[reach] + x[reach] + cost[reach])
+                    cost = trans[i, k - 1, f][0].get(f2)
+                    if cost is None:
+                        continue
+                    if x is None:
+                        cand = v0[reach] + cost[reach]
                         for p in _hits(cand == value):
-                            if exact and p != point:
-                                continue
-                            if opts[0][p] == value:  # the previous event below on another axis
-                                for ax in self._breaks(i):
-                                    q = (*p[:ax], p[ax] - 1, *p[ax + 1 :])
-                                    if p[ax] and v0[q] == elsewhere[p]:
-                                        yield i, k - 1, s0, p, q, float(v0[q]), False
-                                        break
-                            elif opts[1][p] == value:  # the previous event at this point
-                                yield i, k - 1, s0, p, p, float(r0[p]), True
-                            else:
+                            if not exact or p == point:
                                 yield i, k - 1, s0, p, p, float(v0[p]), False
+                        continue
+                    elsewhere = _from_elsewhere(v0[None], self._breaks(i))[0]
+                    r0 = raws[s0]
+                    opts = (elsewhere[reach] + cost[reach], r0[reach] + cost[reach])
+                    cand = np.minimum(np.minimum(*opts), v0[reach] + x[reach] + cost[reach])
+                    for p in _hits(cand == value):
+                        if exact and p != point:
+                            continue
+                        if opts[0][p] == value:  # the previous event below on another axis
+                            for ax in self._breaks(i):
+                                q = (*p[:ax], p[ax] - 1, *p[ax + 1 :])
+                                if p[ax] and v0[q] == elsewhere[p]:
+                                    yield i, k - 1, s0, p, q, float(v0[q]), False
+                                    break
+                        elif opts[1][p] == value:  # the previous event at this point
+                            yield i, k - 1, s0, p, p, float(r0[p]), True
+                        else:
+                            yield i, k - 1, s0, p, p, float(v0[p]), False
 
         def walk(state, point, value, acc, used, exact=False):
             if len(out) >= limit:
