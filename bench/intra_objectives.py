@@ -39,13 +39,17 @@ def main() -> int:
     distinct = list({layer_key(x): x for x in layers}.values())
     hw = load_hardware("tpu_like")
     priced = [0]
-    price_batch = latency_search.price_batch
+    price_batch, price_encoded = latency_search.price_batch, latency_search.price_encoded
 
     def counted(layer, hw, maps):  # the latency module's pricing, counted
         priced[0] += len(maps)
         return price_batch(layer, hw, maps)
 
-    latency_search.price_batch = counted
+    def counted_encoded(layer, hw, enc):  # the local search's batches
+        priced[0] += enc.rows
+        return price_encoded(layer, hw, enc)
+
+    latency_search.price_batch, latency_search.price_encoded = counted, counted_encoded
     fastest: dict[str, float] = {}
     print(f"ResNet-18 on tpu_like: {len(distinct)} distinct conv/dense layers, one process")
     print(f"{'objective':22s} {'wall s':>8s} {'solves':>8s} {'priced':>8s} {'proven':>7s}  answers")

@@ -781,15 +781,22 @@ def _random_conv_mappings(seed: int) -> tuple[Layer, Hardware, list[Mapping]]:
     return layer, hw, maps
 
 
+def _neighbours(m: Mapping) -> list[Mapping]:
+    from stems.search.intra_latency import _moved, _moves
+
+    orders, cuts = _moves(m)
+    return [_moved(m, orders[r], cuts, r) for r in range(len(orders))]
+
+
 def test_neighbours_are_every_one_move_change_once() -> None:
     """A mapping's neighbours: each loop moved to any other position and each cut moved between its
     neighbouring cuts, every distinct mapping once (the local search prices them without a check)
     and never the mapping itself."""
-    from stems.search.intra_latency import neighbours, split_primes
+    from stems.search.intra_latency import split_primes
 
     _, _, maps = _random_conv_mappings(4)
     for m in (split_primes(x) for x in maps[:5]):
-        near = neighbours(m)
+        near = _neighbours(m)
         assert len(near) == len(set(near)) and m not in near
         loops = m.temporal
         orders = set()
@@ -799,6 +806,64 @@ def test_neighbours_are_every_one_move_change_once() -> None:
         orders.discard(loops)
         assert {x.temporal for x in near if x.cuts == m.cuts} == orders
         assert all(x.temporal == loops for x in near if x.cuts != m.cuts)
+
+
+def test_a_round_encoded_from_arrays_prices_as_its_mappings() -> None:
+    """The local search encodes a round's neighbours from the previous batch's arrays (no names
+    resolved): priced, every row equals its mapping priced by `price_batch`, validity and reasons
+    included (stateful layers' moves break the T rule), over two rounds in a row; the starts' rows
+    come first."""
+    import numpy
+
+    from stems.cost.encode import encode
+    from stems.cost.model import nest_of, price_batch, price_encoded
+    from stems.search.intra_latency import _moves, _Round, split_primes
+
+    layer, hw, maps = _random_conv_mappings(5)
+    cases = [(layer, hw, maps[:3])]
+    for spec, x in CASES[3::4][:4]:  # stateful layers among them
+        found = map_layer(x, SPECS[spec], use_cache=False).mapping
+        if found is not None:
+            cases.append((x, SPECS[spec], [found]))
+    assert any(x.stateful for x, _, _ in cases)
+    for layer, hw, starts in cases:
+        nest = nest_of(layer, hw)
+        cur = [split_primes(m) for m in starts]
+        batch, at = encode(nest, cur), list(range(len(cur)))
+        for step in range(2):
+            cand = _Round()
+            if step == 0:
+                for j, m in enumerate(cur):
+                    cand.keep(m, j, batch)
+            for j, m in enumerate(cur):
+                cand.add(m, at[j], *_moves(m))
+            batch = cand.batch(nest, batch)
+            maps = [cand[i] for i in range(cand.size)]
+            if step == 0:
+                assert maps[: len(cur)] == cur
+            ours, theirs = price_encoded(layer, hw, batch), price_batch(layer, hw, maps)
+            assert ours.reasons == theirs.reasons
+            for field in ("valid", "latency_cycles", "energy_pj", "stall_cycles", "onload_cycles"):
+                assert numpy.array_equal(getattr(ours, field), getattr(theirs, field), equal_nan=True), field
+            assert not theirs.valid.all() or not layer.stateful  # the T rule is checked
+            # the next round moves from each descent's first valid neighbour
+            start = len(cur) if step == 0 else 0
+            picks = [start + next(i for i in range(len(maps) - start) if theirs.valid[start + i])]
+            cur, at = [maps[i] for i in picks], picks
+
+
+def test_local_search_leaves_a_malformed_start_where_it_is() -> None:
+    """A start that names no cuts for an operand has no moves to make (its names are wrong): it comes
+    back as it was, invalid, beside a valid start that descends."""
+    from stems.cost.model import price_batch
+    from stems.search.intra_latency import local_search, split_primes
+
+    layer, hw, maps = _random_conv_mappings(2)
+    valid = next(m for m, ok in zip(maps, price_batch(layer, hw, maps).valid, strict=True) if ok)
+    broken = Mapping(valid.spatial, valid.temporal, valid.cuts[1:])
+    (kept, key), (_, descended) = local_search(layer, hw, [broken, valid], "latency", None, math.inf)
+    assert kept == split_primes(broken) and key[0] == math.inf
+    assert descended[0] < price_batch(layer, hw, [valid]).latency_cycles[0]
 
 
 def test_local_search_stops_at_a_lower_bound() -> None:
@@ -830,13 +895,13 @@ def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() ->
     valid = [m for m, ok in zip(maps, price_batch(layer, hw, maps).valid, strict=True) if ok]
     a, b = valid[:2]
     path = []  # the mappings the descents stand on, in order
-    neighbours = intra_latency.neighbours
+    moves = intra_latency._moves
 
-    def record(m: Mapping, window: int = 64) -> list[Mapping]:
+    def record(m: Mapping, window: int = 64):
         path.append(m)
-        return neighbours(m, window)
+        return moves(m, window)
 
-    intra_latency.neighbours = record
+    intra_latency._moves = record
     try:
         alone = [intra_latency.local_search(layer, hw, [a], "latency", None, math.inf)[0]]
         assert len(path) > 3  # a descends a few steps
@@ -845,7 +910,7 @@ def test_local_search_in_lockstep_keeps_the_least_key_of_the_descents_alone() ->
         path.clear()
         together = intra_latency.local_search(layer, hw, [a, b, a, on_path], "latency", None, math.inf)
     finally:
-        intra_latency.neighbours = neighbours
+        intra_latency._moves = moves
     assert min(key for _, key in together) == min(key for _, key in alone)
     assert together[0][0] == on_path  # a stopped on stepping where the fourth descent began
     assert together[3] == alone[0]  # which went on along a's path to its end

@@ -69,19 +69,21 @@ def encode(nest: Nest, mappings: Sequence[Mapping]) -> Encoded:
     for i in (i for i, g in enumerate(given) if not g.keys() <= cuts.keys()):
         for op in sorted(given[i].keys() - cuts.keys()):
             reasons[i].append(f"cuts for {op}, which this layer does not have (operands: {', '.join(cuts)})")
-    rows, width = dim.shape
-    per_dim = np.ones((rows, width + 1, PAD + 1), dtype=np.int64)
-    per_dim[np.arange(rows)[:, None], np.arange(1, width + 1), dim] = fac
-    cum_dim = np.cumprod(per_dim[:, :, :PAD], axis=1)
-    trips = cum_dim[:, -1, :]
-    _check_numbers(nest, dim, fac, t_len, trips, sp_int, sp_low, named, reasons)
-    bad = np.zeros(rows, dtype=bool)
-    bad[list(reasons)] = True
-    if bad.any():  # an empty mapping keeps the arrays well-formed; the row is reported invalid
-        dim[bad], fac[bad], t_len[bad], sp_int[bad], cum_dim[bad] = PAD, 1, 0, 1, 1
-        for v in cuts.values():
-            v[bad] = 0
-    return Encoded(dim, fac, t_len, cum_dim, sp_int, _fractional(nest, sp_int, trips), cuts, dict(reasons))
+    return _checked(nest, dim, fac, t_len, sp_int, sp_low, named, reasons)
+
+
+def reorder(
+    nest: Nest, base: Encoded, rows: np.ndarray, orders: np.ndarray, cuts: dict[str, np.ndarray]
+) -> Encoded:
+    """Mappings made from well-formed rows of `base`: row `rows[r]` with its temporal loops in the
+    order `orders[r]` (positions in that row, over its whole width) and the cuts `cuts[op][r]`. A
+    local search's neighbours are encoded so, without resolving names row by row; the numeric rules
+    (the stateful T rule among them) are checked again."""
+    dim = np.take_along_axis(base.dim[rows], orders, axis=1)
+    fac = np.take_along_axis(base.fac[rows], orders, axis=1)
+    named = {op: (c, np.ones(len(rows), dtype=bool)) for op, c in cuts.items()}
+    low = np.zeros(len(rows), dtype=bool)
+    return _checked(nest, dim, fac, base.n[rows], base.sp_int[rows], low, named, defaultdict(list))
 
 
 def _temporal(mappings: Sequence[Mapping], reasons: dict[int, list[str]]) -> tuple[np.ndarray, ...]:
@@ -171,18 +173,24 @@ def _cuts(
     return out, right
 
 
-def _check_numbers(
+def _checked(
     nest: Nest,
     dim: np.ndarray,
     fac: np.ndarray,
     n: np.ndarray,
-    trips: np.ndarray,
     sp_int: np.ndarray,
     sp_low: np.ndarray,
     cuts: dict[str, tuple[np.ndarray, np.ndarray]],
     reasons: dict[int, list[str]],
-) -> None:
-    """Append to `reasons` every numeric rule a row breaks (vectorised; messages only for failing rows)."""
+) -> Encoded:
+    """The batch with its loop products, after appending to `reasons` every numeric rule a row
+    breaks (vectorised; messages only for failing rows). A failing row becomes an empty mapping:
+    the arrays stay well-formed, and the row is reported invalid."""
+    rows, width = dim.shape
+    per_dim = np.ones((rows, width + 1, PAD + 1), dtype=np.int64)
+    per_dim[np.arange(rows)[:, None], np.arange(1, width + 1), dim] = fac
+    cum_dim = np.cumprod(per_dim[:, :, :PAD], axis=1)
+    trips = cum_dim[:, -1, :]
     sizes = np.array(nest.sizes, dtype=np.int64)
     real = dim != PAD
 
@@ -252,6 +260,14 @@ def _check_numbers(
             sp_total[:, DIM_INDEX["T"]] > 1,
             lambda i: "stateful layer: T cannot unroll spatially (each timestep needs the previous state)",
         )
+    bad = np.zeros(rows, dtype=bool)
+    bad[list(reasons)] = True
+    given = {op: c for op, (c, _) in cuts.items()}
+    if bad.any():
+        dim[bad], fac[bad], n[bad], sp_int[bad], cum_dim[bad] = PAD, 1, 0, 1, 1
+        for v in given.values():
+            v[bad] = 0
+    return Encoded(dim, fac, n, cum_dim, sp_int, _fractional(nest, sp_int, trips), given, dict(reasons))
 
 
 def _fractional(nest: Nest, sp_int: np.ndarray, trips: np.ndarray) -> np.ndarray:

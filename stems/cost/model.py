@@ -1,7 +1,8 @@
 """Price one layer under intra-layer mappings on one hardware: energy, latency, traffic, validity.
 
 `price_batch` prices many mappings of one layer at once (numpy over the batch); `price` is the same
-code on a batch of one, so the two agree exactly. Energy is
+code on a batch of one, so the two agree exactly; `price_encoded` takes a batch already encoded
+(`stems.cost.encode`). Energy is
 
     sum over operands, levels and directions of (bits moved, rounded up per transfer to the port's
     minimum access) x the port's pJ per bit,
@@ -25,7 +26,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from stems.cost.encode import encode
+from stems.cost.encode import Encoded, encode
 from stems.cost.latency import latency
 from stems.cost.mapping import Mapping
 from stems.cost.nest import Nest
@@ -205,8 +206,12 @@ def price(layer: Layer, hw: Hardware, mapping: Mapping) -> Cost:
 
 def price_batch(layer: Layer, hw: Hardware, mappings: Sequence[Mapping]) -> CostTable:
     """Price many mappings of one conv or dense layer at once."""
+    return price_encoded(layer, hw, encode(nest_of(layer, hw), mappings))
+
+
+def price_encoded(layer: Layer, hw: Hardware, enc: Encoded) -> CostTable:
+    """`price_batch` of mappings already encoded for the layer's nest (`stems.cost.encode`)."""
     nest = nest_of(layer, hw)
-    enc = encode(nest, mappings)
     traffic = {o.name: operand_traffic(nest, enc, o) for o in nest.operands}
     cycles = enc.cycles
     rows = enc.rows

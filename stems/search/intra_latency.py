@@ -22,7 +22,8 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   set by them it stays below: the status is then `feasible` with the gap.
 * Refine. Unrollings in order of that bound; seeds are each unrolling's energy optimum; a
   deterministic local search (move one prime loop, or one cut between its neighbours) prices every
-  neighbourhood with `stems.cost.price_batch` and keeps the best by the exact objective. Latency:
+  neighbourhood with the cost model (`stems.cost.price_encoded`, the neighbours encoded from the
+  arrays of the mapping they move) and keeps the best by the exact objective. Latency:
   once an unrolling is bounded and more than `SCOUT` of those still to bound are faster than the
   incumbent by their cycles alone (a memory-bound layer: cycles say little of latency there), the
   least-busy mapping of each of them is priced and the best one descended at once, so that the
@@ -62,8 +63,9 @@ from functools import cache, reduce
 
 import numpy as np
 
+from stems.cost.encode import Encoded, encode, reorder
 from stems.cost.mapping import Mapping
-from stems.cost.model import nest_of, price_batch
+from stems.cost.model import nest_of, price_batch, price_encoded
 from stems.cost.sample import prime_factors
 from stems.cost.traffic import FROM_HIGH, FROM_LOW, TO_HIGH, TO_LOW
 from stems.hardware.spec import Direction, Hardware
@@ -122,33 +124,92 @@ def merge_loops(m: Mapping) -> Mapping:
     return Mapping.of({a: dict(x) for a, x in m.spatial}, loops, cuts)
 
 
-def neighbours(m: Mapping, window: int = 64) -> list[Mapping]:
-    """Move one loop by up to `window` positions (cuts stay at their positions); move one cut of one
-    operand to any position between its neighbouring cuts (a descent then takes one step where it
-    took one per loop: most steps moved a cut, and each round is one `price_batch` call, whose fixed
-    cost dominates). Built directly: the neighbours of a canonical mapping are canonical. Each once,
-    in the order first met (moving a loop past its neighbour is moving the neighbour back past it):
-    the loop orders are told apart before a mapping, whose hash walks all its fields, is built."""
-    out = []
+def _moves(m: Mapping, window: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """m's neighbours: move one loop by up to `window` positions (cuts stay at their positions);
+    move one cut of one operand to any position between its neighbouring cuts (a descent then takes
+    one step where it took one per loop: most steps moved a cut, and each round is one pricing
+    call, whose fixed cost dominates). Each distinct mapping once, never m itself, as arrays with a
+    row each: the loop order (positions in m's loops) and every operand's cuts (`_moved` builds
+    one). Loop orders are told apart before anything is built (moving a loop past its neighbour is
+    moving the neighbour back past it)."""
     loops = m.temporal
     n = len(loops)
+    positions = tuple(range(n))
+    orders = []
     seen = {loops}
     for i in range(n):
-        rest = loops[:i] + loops[i + 1 :]
+        rest, where = loops[:i] + loops[i + 1 :], positions[:i] + positions[i + 1 :]
         for j in range(max(0, i - window), min(n, i + window + 1)):
             moved = (*rest[:j], loops[i], *rest[j:])
             if moved not in seen:
                 seen.add(moved)
-                out.append(Mapping(m.spatial, moved, m.cuts))
-    for k, (op, levels) in enumerate(m.cuts):
+                orders.append((*where[:j], i, *where[j:]))
+    moved_cuts = []  # (operand index, level, new cut)
+    for k, (_, levels) in enumerate(m.cuts):
         values = [c for _, c in levels]
         for j in range(len(values) - 1):
             lo = values[j - 1] if j else 0
-            for c in range(lo, values[j + 1] + 1):
-                if c != values[j]:
-                    new = tuple((lv, c if x == j else v) for x, (lv, v) in enumerate(levels))
-                    out.append(Mapping(m.spatial, loops, (*m.cuts[:k], (op, new), *m.cuts[k + 1 :])))
-    return out
+            moved_cuts += [(k, j, c) for c in range(lo, values[j + 1] + 1) if c != values[j]]
+    rows = len(orders) + len(moved_cuts)
+    orders += [positions] * len(moved_cuts)
+    cuts = {op: np.tile([c for _, c in levels], (rows, 1)) for op, levels in m.cuts}
+    names = [op for op, _ in m.cuts]
+    for r, (k, j, c) in enumerate(moved_cuts, start=rows - len(moved_cuts)):
+        cuts[names[k]][r, j] = c
+    return np.array(orders, dtype=np.int64).reshape(rows, n), cuts
+
+
+def _moved(m: Mapping, order: np.ndarray, cuts: dict[str, np.ndarray], r: int) -> Mapping:
+    """Row r of `_moves(m)` as a mapping (canonical, as m is)."""
+    return Mapping(
+        m.spatial,
+        tuple(m.temporal[p] for p in order.tolist()),
+        tuple(
+            (op, tuple((lv, c) for (lv, _), c in zip(levels, cuts[op][r].tolist(), strict=True)))
+            for op, levels in m.cuts
+        ),
+    )
+
+
+class _Round:
+    """One round's candidates, descent by descent: rows of a batch encoded from the descents' rows
+    in the previous one (`stems.cost.encode.reorder`), and mappings built only for the rows a
+    tie-break or a step asks for."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, Mapping, np.ndarray, dict[str, np.ndarray]]] = []
+        self.rows: list[int] = []  # each part's rows' source row in the previous batch, in order
+        self.size = 0
+
+    def add(self, m: Mapping, row: int, orders: np.ndarray, cuts: dict[str, np.ndarray]) -> tuple[int, int]:
+        """m moved (`_moves`), m being row `row` of the previous batch; the span of rows taken."""
+        self.parts.append((self.size, m, orders, cuts))
+        self.rows += [row] * len(orders)
+        self.size += len(orders)
+        return self.size - len(orders), self.size
+
+    def keep(self, m: Mapping, row: int, previous: Encoded) -> None:
+        """m itself, row `row` of the previous batch (a start, priced with the first round)."""
+        cuts = {op: c[row][None] for op, c in previous.cuts.items()}
+        self.add(m, row, np.arange(len(m.temporal))[None], cuts)
+
+    def __getitem__(self, i: int) -> Mapping:
+        lo, m, orders, cuts = next(p for p in reversed(self.parts) if p[0] <= i)
+        return _moved(m, orders[i - lo], cuts, i - lo)
+
+    def batch(self, nest, previous: Encoded) -> Encoded:
+        """The round's batch: each row's loop order padded to the previous batch's width."""
+        width = previous.dim.shape[1]
+        orders = np.concatenate(
+            [
+                np.concatenate(
+                    [o, np.broadcast_to(np.arange(o.shape[1], width), (len(o), width - o.shape[1]))], 1
+                )
+                for _, _, o, _ in self.parts
+            ]
+        )
+        cuts = {op: np.concatenate([c[op] for _, _, _, c in self.parts]) for op in previous.cuts}
+        return reorder(nest, previous, np.array(self.rows, dtype=np.int64), orders, cuts)
 
 
 def local_search(
@@ -165,13 +226,17 @@ def local_search(
     descents run in lockstep so that each round prices all their neighbourhoods in one batch; they
     stop once one reaches `floor` (a lower bound of the objective: nothing can beat it). A descent
     that steps onto a mapping another has stood on follows that one's path from there, behind it, so
-    it stops (its key stays above that descent's: the least key is the same)."""
+    it stops (its key stays above that descent's: the least key is the same). A round's batch is
+    encoded from the previous one's arrays: a neighbour's names are those of the mapping it moves."""
+    nest = nest_of(layer, hw)
     cur = [split_primes(m) for m in starts]
+    batch = encode(nest, cur)
+    at = list(range(len(cur)))  # each descent's row in `batch`
     keys: list = []  # the starts', priced in the first round's batch (one call's fixed cost, not two)
     visited: set[Mapping] = set()
     active = []
     for j, m in enumerate(cur):
-        if m not in visited:
+        if m not in visited and j not in batch.reasons:  # a malformed mapping has no moves to make
             visited.add(m)
             active.append(j)
     for _ in range(rounds):
@@ -181,25 +246,26 @@ def local_search(
             or (keys and min(k[0] for k in keys) <= floor * (1 + REL))
         ):
             break
-        cand: list[Mapping] = [] if keys else list(cur)
-        spans = []
-        for j in active:
-            near = neighbours(cur[j])
-            spans.append((j, len(cand), len(cand) + len(near)))
-            cand += near
-        if not cand:
+        cand = _Round()
+        if not keys:  # the starts themselves
+            for j, m in enumerate(cur):
+                cand.keep(m, at[j], batch)
+        spans = [(j, *cand.add(cur[j], at[j], *_moves(cur[j]))) for j in active]
+        if not cand.size:
             break
-        a, b = _columns(price_batch(layer, hw, cand), objective, bound)
+        batch = cand.batch(nest, batch)
+        a, b = _columns(price_encoded(layer, hw, batch), objective, bound)
         if not keys:
             n = len(cur)
             keys = [_Key(float(x), float(y), m) for x, y, m in zip(a[:n], b[:n], cur, strict=True)]
+            at = list(range(n))
             if min(k[0] for k in keys) <= floor * (1 + REL):
                 break
         still = []
         for j, lo, hi in spans:
             best = _argmin(a, b, cand, lo, hi)
             if best is not None and (key := _Key(float(a[best]), float(b[best]), cand[best])) < keys[j]:
-                cur[j], keys[j] = cand[best], key
+                cur[j], keys[j], at[j] = key[2], key, best
                 if cur[j] not in visited:
                     visited.add(cur[j])
                     still.append(j)
