@@ -262,12 +262,12 @@ def _checked(
         )
     bad = np.zeros(rows, dtype=bool)
     bad[list(reasons)] = True
-    given = {op: c for op, (c, _) in cuts.items()}
+    arrays = {op: c for op, (c, _) in cuts.items()}
     if bad.any():
         dim[bad], fac[bad], n[bad], sp_int[bad], cum_dim[bad] = PAD, 1, 0, 1, 1
-        for v in given.values():
+        for v in arrays.values():
             v[bad] = 0
-    return Encoded(dim, fac, n, cum_dim, sp_int, _fractional(nest, sp_int, trips), given, dict(reasons))
+    return Encoded(dim, fac, n, cum_dim, sp_int, _fractional(nest, sp_int, trips), arrays, dict(reasons))
 
 
 def _fractional(nest: Nest, sp_int: np.ndarray, trips: np.ndarray) -> np.ndarray:
