@@ -820,12 +820,14 @@ def test_a_round_encoded_from_arrays_prices_as_its_mappings() -> None:
     from stems.search.intra_latency import _moves, _Round, split_primes
 
     layer, hw, maps = _random_conv_mappings(5)
-    cases = [(layer, hw, maps[:3])]
+    other = map_layer(layer, hw, use_cache=False).mapping  # another unrolling: more prime loops
+    cases = [(layer, hw, [*maps[:3], other])]
     for spec, x in CASES[3::4][:4]:  # stateful layers among them
         found = map_layer(x, SPECS[spec], use_cache=False).mapping
         if found is not None:
             cases.append((x, SPECS[spec], [found]))
     assert any(x.stateful for x, _, _ in cases)
+    assert len({len(split_primes(m).temporal) for m in cases[0][2]}) > 1  # rows of several widths
     for layer, hw, starts in cases:
         nest = nest_of(layer, hw)
         cur = [split_primes(m) for m in starts]
