@@ -817,7 +817,7 @@ def test_a_round_encoded_from_arrays_prices_as_its_mappings() -> None:
 
     from stems.cost.encode import encode
     from stems.cost.model import nest_of, price_batch, price_encoded
-    from stems.search.intra_latency import _moves, _Round, split_primes
+    from stems.search.intra_latency import _moves, _Round, _text, split_primes
 
     layer, hw, maps = _random_conv_mappings(5)
     other = map_layer(layer, hw, use_cache=False).mapping  # another unrolling: more prime loops
@@ -841,6 +841,7 @@ def test_a_round_encoded_from_arrays_prices_as_its_mappings() -> None:
                 cand.add(m, at[j], *_moves(m))
             batch = cand.batch(nest, batch)
             maps = [cand[i] for i in range(cand.size)]
+            assert [cand.text(i) for i in range(cand.size)] == [_text(m) for m in maps]  # tie-breaks
             if step == 0:
                 assert maps[: len(cur)] == cur
             ours, theirs = price_encoded(layer, hw, batch), price_batch(layer, hw, maps)

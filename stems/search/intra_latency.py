@@ -58,7 +58,7 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache, reduce
 
 import numpy as np
@@ -180,6 +180,7 @@ class _Round:
         self.parts: list[tuple[int, Mapping, np.ndarray, dict[str, np.ndarray]]] = []
         self.rows: list[int] = []  # each part's rows' source row in the previous batch, in order
         self.size = 0
+        self.pieces: dict[int, tuple[str, list[str]]] = {}  # a part's `_text` before its loops, and theirs
 
     def add(self, m: Mapping, row: int, orders: np.ndarray, cuts: dict[str, np.ndarray]) -> tuple[int, int]:
         """m moved (`_moves`), m being row `row` of the previous batch; the span of rows taken."""
@@ -188,14 +189,33 @@ class _Round:
         self.size += len(orders)
         return self.size - len(orders), self.size
 
+    def _part(self, i: int) -> tuple[int, Mapping, np.ndarray, dict[str, np.ndarray]]:
+        return next(p for p in reversed(self.parts) if p[0] <= i)
+
     def keep(self, m: Mapping, row: int, previous: Encoded) -> None:
         """m itself, row `row` of the previous batch (a start, priced with the first round)."""
         cuts = {op: c[row][None] for op, c in previous.cuts.items()}
         self.add(m, row, np.arange(len(m.temporal))[None], cuts)
 
     def __getitem__(self, i: int) -> Mapping:
-        lo, m, orders, cuts = next(p for p in reversed(self.parts) if p[0] <= i)
+        lo, m, orders, cuts = self._part(i)
         return _moved(m, orders[i - lo], cuts, i - lo)
+
+    def text(self, i: int) -> str:
+        """`_text` of row i's mapping, from its part's pieces: a tie-break asks it of every tied
+        row, and a plateau of equal neighbours has many."""
+        lo, m, orders, cuts = self._part(i)
+        if lo not in self.pieces:
+            spatial = {a: dict(loops) for a, loops in m.spatial}
+            self.pieces[lo] = f"{{'spatial': {spatial}, 'temporal': [", [str([d, f]) for d, f in m.temporal]
+        head, loops = self.pieces[lo]
+        temporal = ", ".join(loops[p] for p in orders[i - lo].tolist())
+        per_op = []
+        for op, levels in m.cuts:
+            values = cuts[op][i - lo].tolist()
+            inner = ", ".join(f"{lv!r}: {c}" for (lv, _), c in zip(levels, values, strict=True))
+            per_op.append(f"{op!r}: {{{inner}}}")
+        return f"{head}{temporal}], 'cuts': {{{', '.join(per_op)}}}}}"
 
     def batch(self, nest, previous: Encoded) -> Encoded:
         """The round's batch: each row's loop order padded to the previous batch's width."""
@@ -263,7 +283,7 @@ def local_search(
                 break
         still = []
         for j, lo, hi in spans:
-            best = _argmin(a, b, cand, lo, hi)
+            best = _argmin(a, b, cand.text, lo, hi)
             if best is not None and (key := _Key(float(a[best]), float(b[best]), cand[best])) < keys[j]:
                 cur[j], keys[j], at[j] = key[2], key, best
                 if cur[j] not in visited:
@@ -344,19 +364,19 @@ def _cheapest(layer: Layer, hw: Hardware, maps: list[Mapping], objective: str, b
     if not maps:
         return None
     a, b = _columns(price_batch(layer, hw, maps), objective, bound)
-    i = _argmin(a, b, maps, 0, len(maps))
+    i = _argmin(a, b, lambda i: _text(maps[i]), 0, len(maps))
     return _Key(float(a[i]), float(b[i]), maps[i])
 
 
-def _argmin(a: np.ndarray, b: np.ndarray, maps: list[Mapping], lo: int, hi: int) -> int | None:
+def _argmin(a: np.ndarray, b: np.ndarray, text: Callable[[int], str], lo: int, hi: int) -> int | None:
     """The row in [lo, hi) with the least key, as `_Key` orders them (numbers first, then the
-    mapping's text among exact ties, the first such row), or None if the range is empty; the text is
-    built only for the tied rows."""
+    mapping's text among exact ties, the first such row), or None if the range is empty; `text`
+    (a row's mapping's `_text`) is asked only for the tied rows."""
     if hi <= lo:
         return None
     rows = lo + np.flatnonzero(a[lo:hi] == a[lo:hi].min())
     rows = rows[b[rows] == b[rows].min()]
-    return int(min(rows, key=lambda i: _text(maps[i])) if len(rows) > 1 else rows[0])
+    return int(min(rows, key=text) if len(rows) > 1 else rows[0])
 
 
 class _Key(tuple):
