@@ -849,7 +849,7 @@ def test_a_round_encoded_from_arrays_prices_as_its_mappings() -> None:
             for field in ("valid", "latency_cycles", "energy_pj", "stall_cycles", "onload_cycles"):
                 assert numpy.array_equal(getattr(ours, field), getattr(theirs, field), equal_nan=True), field
             assert not theirs.valid.all() or not layer.stateful  # the T rule is checked
-            # the next round moves from each descent's first valid neighbour
+            # the next round moves from the first valid neighbour (one descent)
             start = len(cur) if step == 0 else 0
             picks = [start + next(i for i in range(len(maps) - start) if theirs.valid[start + i])]
             cur, at = [maps[i] for i in picks], picks

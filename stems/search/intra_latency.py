@@ -45,8 +45,9 @@ min/max of links), so the lattice cannot minimise it directly. Instead:
   its bounds at once (weights by a linear program, `_simplex_top`), and split by event points,
   several axes at once, up to that many levels (cases up to `DEEP_BRANCH` below the target); where
   the output's link is made once, the cases split by whether the port has spare bandwidth (each
-  side with every port's busy cycles or overrun plus the links' first transfers). Its lattices charge the refill windows of levels that cannot
-  double-buffer (`Lattice(windows=True)`). The cases before the sub-cases are not blended again.
+  side with every port's busy cycles or overrun plus the links' first transfers). Its lattices
+  charge the refill windows of levels that cannot double-buffer (`Lattice(windows=True)`). The
+  cases before the sub-cases are not blended again.
 * Status. `optimal` when the best exact value meets the smallest bound of every unrolling (energy
   under a latency bound: when an unrolling's energy optimum meets the latency bound and no other
   unrolling's E* is lower, which is exact); otherwise `feasible` with that bound and its gap.
