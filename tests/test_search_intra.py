@@ -567,6 +567,37 @@ def test_a_deeper_proof_closes_resnets_layer3_conv1(monkeypatch) -> None:
     assert pairs_only.stats.dp_solves > deep.stats.dp_solves
 
 
+def test_searches_free_their_lattices_without_the_collector() -> None:
+    """A lattice (its grids, transitions and per-state values) is freed by reference counting once
+    the search is done with it. The backtrack's walk (it calls itself) and the loading bound's
+    `case` and `branch` (they call each other) held every lattice they saw in a reference cycle
+    until the next full collection. With the collector off, a collection after the searches (a deep
+    latency proof, EDP, energy) finds no lattice."""
+    import gc
+
+    hw = load_hardware("tpu_like")
+    runs = [
+        (_resnet_stage_conv1(3), "latency", SolveOptions(proof_depth=9)),
+        (_resnet_stage_conv1(2), "edp", SolveOptions()),
+        (_resnet_stage_conv1(4), "energy", SolveOptions()),
+    ]
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # keep what a collection finds, to look at it
+    try:
+        for layer, objective, options in runs:
+            map_layer(layer, hw, objective, options, use_cache=False)
+        gc.collect()
+        kept = sum(isinstance(x, Lattice) for x in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+    assert kept == 0
+
+
 def test_simplex_top_is_the_highest_point_of_the_lowest_plane() -> None:
     """Two bounds, two chains: planes w -> (1 - w) 10 + w 2 and (1 - w) 4 + w 8 cross at w = 0.5,
     where both are 6; a third chain that is low on both pulls the top down to its own value; a chain

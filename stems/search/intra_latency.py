@@ -1160,6 +1160,8 @@ def _loading_bound(
         for _, f, g in sorted(skipped, key=lambda x: -x[0])[:MINIMA_PAIRS]:
             for w in MINIMA_WEIGHTS:
                 blended((f, g), (1 - w, w))
+    # they call each other: a cycle that would keep every lattice they saw until the next collection
+    case = branch = None  # noqa: F811
     # a mapping below `target` keeps to the allowed points; the others are at least `target`
     return float(min(best, target)), n_dp
 

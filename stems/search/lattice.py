@@ -1393,6 +1393,7 @@ class Lattice:
                 raise AssertionError("lattice backtrack lost the optimal path")
 
         walk(state, self.full, value, [], {})
+        walk = None  # it calls itself: a cycle that would keep the lattice's grids until a collection
         return out
 
     def _held(self, events: list[Event]) -> dict[tuple[str, str], float]:
