@@ -9,12 +9,14 @@ the table is the first run's, then every run's wall and CPU time, and the target
 median wall time (every run must prove every layer and give the same mappings, values and bounds).
 
 Pool, add and view layers are listed but not mapped: the cost model does not price them yet.
-Prints per layer: status, solve time, cache hit, energy, latency; then the totals.
+Prints per layer: status, solve time, cache hit, energy, latency; then the totals and the peak
+memory of this process and of its largest worker (over every run).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import statistics
@@ -33,6 +35,13 @@ def cpu_seconds() -> float:
     time hides (other processes share the cores)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def peak_mb() -> tuple[float, float]:
+    """Peak resident memory of this process and of its largest finished worker, in MB (Linux counts
+    ru_maxrss in KB)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_maxrss / 1024, kids.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -62,7 +71,11 @@ def main() -> int:
         cpu0 = cpu_seconds()
         start = time.perf_counter()
         out = map_workload(work, hw, args.objective, SolveOptions(time_limit_s=60), workers=args.workers)
-        runs.append((time.perf_counter() - start, cpu_seconds() - cpu0, load, out))
+        wall = time.perf_counter() - start
+        # map_workload returns before its workers exit: wait for them, so that their CPU counts here
+        for worker in multiprocessing.active_children():
+            worker.join()
+        runs.append((wall, cpu_seconds() - cpu0, load, out))
     wall, cpu, load, results = runs[0]
     print(
         f"SEW-ResNet-18 (T = {work.timesteps}) on {hw.name}, objective {args.objective}: {len(results)} conv/dense layers"
@@ -91,6 +104,9 @@ def main() -> int:
         f"proven optimal {optimal}/{len(results)}; energy {sum(r.cost.energy_pj for r in results):.6g} pJ, "
         f"latency {sum(r.cost.latency_cycles for r in results):.6g} cycles"
     )
+    own_mb, worker_mb = peak_mb()
+    workers = f", {worker_mb:.0f} MB in its largest worker" if worker_mb else ""
+    print(f"peak memory: {own_mb:.0f} MB in this process{workers}")
     if len(runs) > 1:
         for i, (w, c, ld, out) in enumerate(runs, 1):
             print(
