@@ -568,12 +568,15 @@ def test_a_deeper_proof_closes_resnets_layer3_conv1(monkeypatch) -> None:
 
 
 def test_searches_free_their_lattices_without_the_collector() -> None:
-    """A lattice (its grids, transitions and per-state values) is freed by reference counting once
-    the search is done with it. The backtrack's walk (it calls itself) and the loading bound's
-    `case` and `branch` (they call each other) held every lattice they saw in a reference cycle
-    until the next full collection. With the collector off, a collection after the searches (a deep
-    latency proof, EDP, energy) finds no lattice."""
+    """A lattice (its grids, transitions and per-state values) and a blend of charges (`TermsSum`,
+    its summed grids) are freed by reference counting once the search is done with them. The
+    backtrack's walk (it calls itself) and the loading bound's `case` and `branch` (they call each
+    other) held every lattice they saw in a reference cycle until the next full collection, and a
+    blend's lazy sums referred back to it. With the collector off, a collection after the searches
+    (a deep latency proof, EDP, energy) finds neither."""
     import gc
+
+    from stems.search.lattice import TermsSum
 
     hw = load_hardware("tpu_like")
     runs = [
@@ -589,7 +592,7 @@ def test_searches_free_their_lattices_without_the_collector() -> None:
         for layer, objective, options in runs:
             map_layer(layer, hw, objective, options, use_cache=False)
         gc.collect()
-        kept = sum(isinstance(x, Lattice) for x in gc.garbage)
+        kept = sum(isinstance(x, Lattice | TermsSum) for x in gc.garbage)
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

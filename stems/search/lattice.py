@@ -830,7 +830,7 @@ class TermsSum:
         self.parts = parts
         self.weights = weights = weights or (1.0,) * len(parts)
         self.fixed = sum(w * p.fixed for w, p in zip(weights, parts, strict=True))
-        self.cost = _SumCost(self)
+        self.cost = _SumCost(parts, weights)
 
     def __getattr__(self, name: str):
         return getattr(self.parts[0], name)
@@ -851,15 +851,15 @@ class TermsSum:
 
 
 class _SumCost(dict):
-    """TermsSum's per-event charges, summed when first read (inf where any is)."""
+    """TermsSum's per-event charges, summed when first read (inf where any is). It keeps the parts and
+    weights, not the TermsSum: a reference back would be a cycle, left to the garbage collector."""
 
-    def __init__(self, terms: TermsSum) -> None:
+    def __init__(self, parts: tuple[OperandTerms, ...], weights: tuple[float, ...]) -> None:
         super().__init__()
-        self.terms = terms
+        self.parts, self.weights = parts, weights
 
     def __missing__(self, a: int) -> np.ndarray:
-        t = self.terms
-        self[a] = sum(w * p.cost[a] for w, p in zip(t.weights, t.parts, strict=True))
+        self[a] = sum(w * p.cost[a] for w, p in zip(self.weights, self.parts, strict=True))
         return self[a]
 
 
