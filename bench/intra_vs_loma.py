@@ -13,12 +13,12 @@ total); its speed and proofs are reported.
 ZigZag's per-layer time is not reported by its API: only its total is.
 `--reference` skips the ZigZag run and reads its recorded results (shared/reference, 2-core machine).
 stems' wall is the median of `--repeat` runs (cache cleared each time), half of them before ZigZag's and
-half after: one 2 s run measures the host's speed over those 2 s only, while ZigZag's takes 80-110 s,
-so runs on both sides of it compare the two at the same host speed. Every run must give the same
-mappings and numbers (exit 1 if not); the per-layer times are the first run's. ZigZag's wall is
+half after: one 1 s run measures the host's speed over that second only, while ZigZag's takes about
+50 s, so runs on both sides of it compare the two at the same host speed. Every run must give the
+same mappings and numbers (exit 1 if not); the per-layer times are the first run's. ZigZag's wall is
 likewise the median of `--zigzag-repeat` runs: one run of the same search took 46.6-50.6 s over one
 afternoon on the same host, a spread as wide as the margin the latency target is measured against.
-Its runs must give LOMA's same mappings' prices (exit 1 if not).
+Every ZigZag run must give the same per-layer prices (exit 1 if not).
 """
 
 from __future__ import annotations
